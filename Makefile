@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up
+# everything it needs on a fresh machine (Debian packages, the venv, npm tools).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast proto bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/cached/v1/*.proto
+	rm -f cached/v1/tree_pb2_grpc.py cached/v1/store_pb2_grpc.py
+
+demo: $(STAMP)
+	$(PY) -m cached.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .cached
