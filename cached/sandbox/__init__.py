@@ -1,0 +1,34 @@
+"""Runs tenants' untrusted npm and Vite processes in a Linux sandbox.
+
+Public API: ``Sandbox(mode).run(spec, sink) -> RunResult`` and
+``probe_sandbox()``. See ``runner.py`` for the modes, ``enter.py`` for what
+the child can see and why the workspace is chowned to the sandbox uid.
+
+This package must never let a child see the daemon's environment, the store
+or config directories it is told to hide, or outlive its ``run`` call.
+"""
+
+from .probe import SandboxCapabilities, probe_sandbox
+from .ring import QueueSink
+from .runner import Sandbox
+from .spec import (
+    OutputSink,
+    Overlay,
+    RunResult,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+
+__all__ = [
+    "OutputSink",
+    "Overlay",
+    "QueueSink",
+    "RunResult",
+    "Sandbox",
+    "SandboxCapabilities",
+    "SandboxError",
+    "SandboxSpec",
+    "SandboxUnavailable",
+    "probe_sandbox",
+]

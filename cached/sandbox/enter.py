@@ -1,0 +1,340 @@
+"""The sandbox's init: runs as PID 1 of fresh mount/pid(/net) namespaces.
+
+The runner starts it as ``unshare ... -- <sys.executable> -I -S -B enter.py <fd>``
+where ``<fd>`` is a memfd holding the marshalled spec (see ``launch.py``). It
+builds the child's view of the filesystem, forks the command with dropped
+privileges, reaps every orphan, and exits with the command's status, which
+makes the kernel kill whatever the command left behind in the pid namespace.
+
+Mount plan (all in the private mount namespace; nothing leaks to the host):
+
+1. a fresh ``/proc`` for the new pid namespace (the daemon is not in it);
+2. the overlay (lower read-only, writes land in upper) at its target;
+3. detached clones (``open_tree``) of the workspace and each extra bind source;
+4. an empty root-owned tmpfs over each hidden directory and a private 1777
+   tmpfs at each ``tmpfs`` path;
+5. the clones moved back to their targets (parents first), so a workspace
+   under a hidden directory is visible while its siblings are not;
+6. every mount made read-only recursively (``mount_setattr``), then only the
+   workspace, the writable binds, the overlay and the tmpfs mounts made
+   writable again: the host (``/usr``, ``/var/tmp``, the daemon's home...) is
+   read-only whatever its permission bits say.
+
+Workspace ownership (root mode): before the mounts the workspace is chowned,
+recursively and without following symlinks or crossing into other mounts, to
+the sandbox uid:gid, and so is the overlay's upper dir. Why: the caller writes
+sources as root, and a build must be able to create its outDir wherever the
+tenant's config puts it, plus ``node_modules/.vite-temp``/``.tmp`` through the
+overlay (whose root directory takes the upper dir's owner). The files stay
+uid-owned afterwards; the root daemon can still read and delete them. Only
+this workspace is chowned, and no sandboxed process can run in it meanwhile
+(one build per workspace; every earlier sandbox's pid namespace is dead).
+In user-namespace mode (daemon not root) no chown happens: the daemon's uid is
+root inside and already owns its files.
+
+This module must never:
+- import anything but cheap stdlib modules (it runs on every child start;
+  ``json`` alone costs ~15 ms, hence ``marshal``);
+- exec the command with any capability, without no_new_privs, or (in root
+  mode) as root;
+- pass anything to the command's environment but the spec's ``env``;
+- follow a symlink inside the workspace when chowning (the tenant's previous
+  build may have planted one);
+- leave the spec memfd open in the command (it is made non-inheritable).
+
+Status protocol: after the spec bytes in the memfd it writes one line,
+``X <code>`` (command exited), ``S <signal>`` (command killed) or
+``E <message>`` (sandbox setup failed, exit code 125).
+"""
+
+import ctypes
+import marshal
+import os
+import sys
+
+# Syscall numbers of the "new mount API" are shared by all architectures.
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
+
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+# SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_KEEP_CAPS_LOCKED: uid 0 of a
+# user namespace gains no capabilities on execve.
+SECUREBITS_NOROOT = 0x1 | 0x2 | 0x20
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+SETUP_FAILED = 125
+EXEC_FAILED = 127
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def _mount(source: str, target: str, fstype: str, flags: int, data: str | None) -> None:
+    _check(
+        _libc.mount(
+            source.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags),
+            data.encode() if data is not None else None,
+        ),
+        f"mount {fstype} at {target}",
+    )
+
+
+def _open_tree_clone(path: str) -> int:
+    return _check(
+        _libc.syscall(
+            SYS_OPEN_TREE, AT_FDCWD, path.encode(),
+            ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE),
+        ),
+        f"open_tree {path}",
+    )
+
+
+def _move_mount(fd: int, target: str) -> None:
+    _check(
+        _libc.syscall(
+            SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)
+        ),
+        f"move_mount to {target}",
+    )
+
+
+def _set_readonly(path: str, readonly: bool, recursive: bool) -> None:
+    attr = _MountAttr()
+    if readonly:
+        attr.attr_set = MOUNT_ATTR_RDONLY
+    else:
+        attr.attr_clr = MOUNT_ATTR_RDONLY
+    flags = AT_RECURSIVE if recursive else 0
+    _check(
+        _libc.syscall(
+            SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), ctypes.c_uint(flags),
+            ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+        ),
+        f"mount_setattr {'ro' if readonly else 'rw'} {path}",
+    )
+
+
+def _prctl(option: int, arg2: int = 0) -> None:
+    _check(
+        _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
+                    ctypes.c_ulong(0), ctypes.c_ulong(0)),
+        f"prctl {option}",
+    )
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    """lchown everything under ``top`` that is on top's filesystem.
+
+    os.walk never follows symlinks (followlinks=False) and the chown is
+    follow_symlinks=False, so a planted link cannot redirect it.
+    """
+    dev = os.lstat(top).st_dev
+
+    def fix(path: str) -> None:
+        st = os.lstat(path)
+        if st.st_dev == dev and (st.st_uid != uid or st.st_gid != gid):
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+    fix(top)
+    for dirpath, dirnames, filenames in os.walk(top):
+        keep = []
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if st.st_dev != dev:
+                continue  # another mount: not ours to chown
+            fix(path)
+            keep.append(name)
+        dirnames[:] = keep
+        for name in filenames:
+            fix(os.path.join(dirpath, name))
+
+
+def _depth(path: str) -> int:
+    return path.rstrip("/").count("/")
+
+
+def setup(spec: dict) -> None:
+    """Build the namespace's filesystem view (see the module docstring)."""
+    userns = spec["userns"]
+    uid, gid = spec["uid"], spec["gid"]
+    workspace = spec["workspace"]
+    overlay = spec["overlay"]
+
+    if not userns:
+        _chown_tree(workspace, uid, gid)
+
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+
+    writable: list[str] = []
+    if overlay is not None:
+        for key in ("upper", "work", "target"):
+            os.makedirs(overlay[key], exist_ok=True)
+        if not userns:
+            _chown_tree(overlay["upper"], uid, gid)
+        _mount(
+            "overlay", overlay["target"], "overlay", MS_NOSUID | MS_NODEV,
+            f"lowerdir={overlay['lower']},upperdir={overlay['upper']},workdir={overlay['work']}",
+        )
+        writable.append(overlay["target"])
+
+    exposures = [(workspace, workspace, True)] + [tuple(b) for b in spec["binds"]]
+    clones = [(_open_tree_clone(src), dst, rw) for src, dst, rw in exposures]
+
+    for hidden in spec["hide"]:
+        if os.path.isdir(hidden):
+            _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k")
+    for path in spec["tmpfs"]:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+            writable.append(path)
+
+    for fd, dst, rw in sorted(clones, key=lambda c: _depth(c[1])):
+        os.makedirs(dst, exist_ok=True)
+        _move_mount(fd, dst)
+        os.close(fd)
+
+    _set_readonly("/", True, recursive=True)
+    for path in writable:
+        _set_readonly(path, False, recursive=False)
+    for _src, dst, rw in exposures:
+        if rw:
+            _set_readonly(dst, False, recursive=False)
+
+
+def drop_privileges(spec: dict) -> None:
+    """Leave no way back to privilege: empty bounding/ambient/inheritable sets,
+    no_new_privs, and in root mode a real unprivileged uid."""
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last_cap + 1):
+        _prctl(PR_CAPBSET_DROP, cap)
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    if spec["userns"]:
+        _prctl(PR_SET_SECUREBITS, SECUREBITS_NOROOT)
+    else:
+        os.setgroups([])
+        os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _run_child(spec: dict) -> None:
+    """In the forked child: drop privileges and exec; never returns."""
+    try:
+        os.umask(0o022)
+        drop_privileges(spec)
+        os.chdir(spec["workspace"])
+    except BaseException as exc:  # noqa: BLE001 - must never fall back into init's code
+        os.write(2, f"sandbox: dropping privileges failed: {exc}\n".encode())
+        os._exit(SETUP_FAILED)
+    argv = spec["argv"]
+    env = spec["env"]
+    err: BaseException = FileNotFoundError(2, "not found in PATH")
+    for path in _candidates(argv[0], env):
+        try:
+            os.execve(path, argv, env)
+        except OSError as exc:  # keep looking, like execvp
+            err = exc
+    os.write(2, f"sandbox: cannot execute {argv[0]!r}: {err}\n".encode(errors="replace"))
+    os._exit(EXEC_FAILED)
+
+
+def _candidates(name: str, env: dict) -> list[str]:
+    """execvp's search against the child's own PATH. Not os.execvpe: it
+    imports modules lazily, and the interpreter's stdlib may be unreadable
+    once privileges are dropped."""
+    if "/" in name:
+        return [name]
+    dirs = env.get("PATH", "/usr/bin:/bin").split(":")
+    return [os.path.join(d or ".", name) for d in dirs]
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)
+    os.umask(0o022)  # directories made for mount points must be traversable by the uid
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    end = len(data)
+    spec = marshal.loads(data)
+
+    def report(line: str) -> None:
+        os.pwrite(fd, line.encode(errors="replace")[:4000] + b"\n", end)
+
+    try:
+        setup(spec)
+        pid = os.fork()
+    except BaseException as exc:  # noqa: BLE001 - reported to the runner, not raised
+        report(f"E {exc}")
+        os.write(2, f"sandbox: setup failed: {exc}\n".encode(errors="replace"))
+        os._exit(SETUP_FAILED)
+    if pid == 0:
+        _run_child(spec)
+
+    # PID 1 duties: reap every orphan until the command itself exits.
+    while True:
+        wpid, status = os.waitpid(-1, 0)
+        if wpid == pid:
+            break
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        report(f"S {sig}")
+        os._exit(128 + sig)
+    code = os.waitstatus_to_exitcode(status)
+    report(f"X {code}")
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

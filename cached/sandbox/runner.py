@@ -1,0 +1,213 @@
+"""Runs one sandboxed child and owns its whole process tree until it is gone.
+
+Modes:
+- ``namespaces`` (and ``auto``, which insists on it): the child runs inside
+  fresh mount/pid/ipc/uts(/net) namespaces set up by ``enter.py``. As root the
+  command runs as ``spec.uid``; otherwise in a user namespace where the
+  daemon's uid is a capability-less root (``spec.uid``/``gid`` are ignored).
+- ``off``: UNSAFE, no isolation at all: the argv runs directly with
+  ``spec.env`` and ``cwd=workspace`` as the daemon's own user, sees the whole
+  filesystem and network, and a grandchild that calls ``setsid()`` can
+  outlive a kill. Only for machines without namespaces, set explicitly.
+
+This module must never:
+- pass the daemon's environment to a child (the child gets ``spec.env``,
+  the launcher an empty environment);
+- wait on the output consumer (pipes are drained continuously; the sink is
+  called inline and must not block);
+- return or re-raise before the process tree is dead (timeout and
+  cancellation SIGKILL the pid namespace's init, which takes every process
+  of the namespace with it, then reap the launcher).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from .launch import LAUNCHER_ENV, find_unshare, make_spec_fd, namespace_launch, read_status
+from .probe import SandboxCapabilities, probe_sandbox
+from .ring import DEFAULT_TAIL_LINES, LineSplitter, Tail
+from .spec import OutputSink, RunResult, SandboxError, SandboxSpec, SandboxUnavailable, validate
+
+log = logging.getLogger("cached.sandbox")
+
+_READ_CHUNK = 64 * 1024
+# After the child exits, how long its pipes may stay open (a leftover in
+# ``off`` mode) before we stop reading.
+_DRAIN_GRACE_S = 2.0
+# After SIGKILL of the namespace's init, how long before we also kill the group.
+_KILL_WAIT_S = 5.0
+
+MODES = ("auto", "namespaces", "off")
+
+
+class Sandbox:
+    def __init__(
+        self,
+        mode: str = "auto",
+        *,
+        tail_lines: int = DEFAULT_TAIL_LINES,
+        capabilities: SandboxCapabilities | None = None,
+    ) -> None:
+        """Probe once (or take ``capabilities`` from a probe already made);
+        refuse now, not at the first build, if namespaces are missing."""
+        if mode not in MODES:
+            raise ValueError(f"sandbox mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self._tail_lines = tail_lines
+        self._unshare: str | None = None
+        self._userns = False
+        if mode == "off":
+            log.warning("sandbox = off: builds run WITHOUT isolation, as the daemon's user")
+            return
+        caps = capabilities if capabilities is not None else probe_sandbox()
+        if not caps.namespaces:
+            raise SandboxUnavailable(
+                f"Linux namespaces are not usable here ({caps.detail}); "
+                "set `sandbox = off` explicitly to run builds without isolation (unsafe)"
+            )
+        self.capabilities = caps
+        self._unshare = find_unshare()
+        self._userns = not caps.root
+        log.info("sandbox: namespaces (%s)", caps.detail)
+
+    async def run(self, spec: SandboxSpec, sink: OutputSink) -> RunResult:
+        validate(spec)
+        if spec.overlay is not None and self.mode != "off" and not self.capabilities.overlay:
+            raise SandboxUnavailable(f"overlayfs is not usable here ({self.capabilities.detail})")
+        started = time.monotonic()
+        tail = Tail(self._tail_lines)
+        spec_fd = -1
+        status_offset = 0
+        if self.mode == "off":
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(spec.env),
+                cwd=spec.workspace,
+                start_new_session=True,
+            )
+        else:
+            assert self._unshare is not None
+            launch = namespace_launch(spec, self._unshare, self._userns)
+            spec_fd = make_spec_fd(launch.payload)
+            status_offset = len(launch.payload)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    str(spec_fd),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=dict(LAUNCHER_ENV),
+                    start_new_session=True,
+                    pass_fds=(spec_fd,),
+                )
+            except BaseException:
+                os.close(spec_fd)
+                raise
+        log.debug("sandbox: started pid %d: %s", proc.pid, spec.argv)
+
+        try:
+            readers = [
+                asyncio.ensure_future(_drain(proc.stdout, "stdout", sink, tail)),
+                asyncio.ensure_future(_drain(proc.stderr, "stderr", sink, tail)),
+            ]
+            timed_out = False
+            try:
+                try:
+                    await asyncio.wait_for(proc.wait(), spec.timeout)
+                except asyncio.TimeoutError:
+                    timed_out = True
+                    log.info("sandbox: %s timed out after %.1fs, killing its tree", spec.argv[0], spec.timeout)
+                    await self._kill_tree(proc)
+                if self.mode == "off":
+                    _killpg(proc.pid)  # leftovers of the group, as the pid namespace would
+                done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+                for task in pending:
+                    task.cancel()
+            except BaseException:
+                # Cancellation (or any error): nothing may outlive us.
+                for task in readers:
+                    task.cancel()
+                await asyncio.shield(self._kill_tree(proc))
+                raise
+
+            returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+            if spec_fd >= 0:
+                status = read_status(spec_fd, status_offset)
+                if status is not None:
+                    kind, _, value = status.partition(" ")
+                    if kind == "E":
+                        raise SandboxError(f"sandbox setup failed: {value}")
+                    if kind == "X":
+                        returncode = int(value)
+                    elif kind == "S":
+                        returncode = -int(value)
+            return RunResult(
+                returncode=returncode,
+                timed_out=timed_out,
+                duration_s=time.monotonic() - started,
+                tail=tail.lines(),
+            )
+        finally:
+            if spec_fd >= 0:
+                os.close(spec_fd)
+
+    async def _kill_tree(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGKILL the namespace's init first: its death kills every process
+        of the pid namespace and the launcher reaps it only after they are all
+        gone, so once the launcher exits nothing is left."""
+        if proc.returncode is None and self.mode != "off":
+            for child in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(proc.wait(), _KILL_WAIT_S)
+            except asyncio.TimeoutError:
+                log.warning("sandbox: launcher %d did not exit after its init was killed", proc.pid)
+        _killpg(proc.pid)
+        await proc.wait()
+
+
+def _killpg(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+async def _drain(stream: asyncio.StreamReader | None, name: str, sink: OutputSink, tail: Tail) -> None:
+    """Read until EOF, whatever the sink does; a failing sink loses lines,
+    never the child's progress."""
+    if stream is None:
+        return
+    splitter = LineSplitter()
+    sink_failed = False
+    while True:
+        data = await stream.read(_READ_CHUNK)
+        lines = splitter.feed(data) if data else splitter.close()
+        for text in lines:
+            tail.add(text)
+            if sink_failed:
+                continue
+            try:
+                sink.line(name, text)
+            except Exception:  # noqa: BLE001 - the consumer's bug must not stall the child
+                log.exception("sandbox: output sink failed; dropping further lines")
+                sink_failed = True
+        if not data:
+            return

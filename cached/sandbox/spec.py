@@ -1,0 +1,104 @@
+"""What a sandboxed run is asked to do and what it reports back.
+
+Plain data only: this module must never start processes or read the daemon's
+environment (``env`` is the child's complete environment, built by the
+caller).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class SandboxUnavailable(RuntimeError):
+    """The requested isolation cannot be provided on this machine.
+
+    Raised at construction, never mid-build, so a daemon refuses to start
+    building rather than silently running tenants' code unconfined.
+    """
+
+
+class SandboxError(RuntimeError):
+    """Setting up the sandbox failed (a daemon/host problem, not the build's).
+
+    Kept apart from a non-zero ``RunResult.returncode`` so a broken mount is
+    never reported to a tenant as their build failing.
+    """
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """An overlayfs mounted at ``target``; ``lower`` is never written."""
+
+    lower: Path
+    upper: Path
+    work: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    argv: list[str]
+    workspace: Path
+    env: Mapping[str, str]
+    network: bool = False
+    hide: Sequence[Path] = ()
+    binds: Sequence[tuple[Path, Path, bool]] = ()
+    overlay: Overlay | None = None
+    uid: int = 65534
+    gid: int = 65534
+    timeout: float | None = None
+    tmpfs: Sequence[Path] = (Path("/tmp"), Path("/dev/shm"))
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    timed_out: bool
+    duration_s: float
+    tail: list[str] = field(default_factory=list)
+
+
+class OutputSink(Protocol):
+    """Receives each output line. ``line`` must not block: the runner calls it
+    inline while draining the child's pipes, so a slow sink would stall the
+    child. Queue the line (e.g. ``QueueSink``) and consume it elsewhere."""
+
+    def line(self, stream: str, text: str) -> None: ...
+
+
+_OVERLAY_UNSAFE = (",", ":", "\\", "\n")
+
+
+def validate(spec: SandboxSpec) -> None:
+    """Reject specs the launcher could misread, before any process starts."""
+    if not spec.argv or not all(isinstance(a, str) and "\0" not in a for a in spec.argv):
+        raise ValueError("argv must be a non-empty list of strings without NUL")
+    for key, value in spec.env.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise ValueError(f"invalid environment variable {key!r}")
+    paths = [spec.workspace, *spec.hide, *spec.tmpfs]
+    for src, dst, _rw in spec.binds:
+        paths += [src, dst]
+    if spec.overlay is not None:
+        ov = spec.overlay
+        paths += [ov.lower, ov.upper, ov.work, ov.target]
+        for p in (ov.lower, ov.upper, ov.work):
+            if any(c in str(p) for c in _OVERLAY_UNSAFE):
+                raise ValueError(f"overlay path {p} contains one of {_OVERLAY_UNSAFE!r}")
+    for p in paths:
+        if not Path(p).is_absolute() or "\0" in str(p):
+            raise ValueError(f"sandbox paths must be absolute: {p}")
+    if not os.path.isdir(spec.workspace):
+        raise ValueError(f"workspace {spec.workspace} is not a directory")
+    for src, _dst, _rw in spec.binds:
+        if not os.path.exists(src):
+            raise ValueError(f"bind source {src} does not exist")
+    if spec.overlay is not None and not os.path.isdir(spec.overlay.lower):
+        raise ValueError(f"overlay lower {spec.overlay.lower} is not a directory")
+    if spec.timeout is not None and spec.timeout <= 0:
+        raise ValueError("timeout must be positive")
