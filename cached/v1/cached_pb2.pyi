@@ -299,7 +299,7 @@ class AppStats(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., app: _Optional[str] = ..., last_action_key: _Optional[str] = ..., last_build_unix_ms: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root")
+    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root", "processes_started", "builds", "action_hits")
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +307,9 @@ class StatsResponse(_message.Message):
     APP_STATS_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FUNCTION_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_STARTED_FIELD_NUMBER: _ClassVar[int]
+    BUILDS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_HITS_FIELD_NUMBER: _ClassVar[int]
     blobs: int
     bytes: int
     actions: int
@@ -314,4 +317,7 @@ class StatsResponse(_message.Message):
     app_stats: _containers.RepeatedCompositeFieldContainer[AppStats]
     digest_function: str
     root: str
-    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ...) -> None: ...
+    processes_started: int
+    builds: int
+    action_hits: int
+    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ..., processes_started: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ...) -> None: ...

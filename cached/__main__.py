@@ -1,0 +1,5 @@
+import sys
+
+from cached.cli import main
+
+sys.exit(main())

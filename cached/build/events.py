@@ -1,0 +1,91 @@
+"""The event stream of one build: phases, log lines, decisions, metrics, the result.
+
+Log lines are the only events that can come faster than a client reads, so
+they alone are dropped when the stream is backed up (with a note saying how
+many); every other event is always delivered, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from cached.v1 import cached_pb2
+
+Event = cached_pb2.BuildEvent
+MAX_QUEUED_LOGS = 2000
+
+
+class EventStream:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._queued_logs = 0
+        self._dropped = 0
+        self.phase_ms: dict[str, float] = {}
+        self.decisions: list[cached_pb2.CacheDecision] = []
+        self._phase_started: dict[str, float] = {}
+        self._closed = False
+
+    def emit(self, event: Event) -> None:
+        if self._closed:
+            return
+        if event.HasField("log"):
+            if self._queued_logs >= MAX_QUEUED_LOGS:
+                self._dropped += 1
+                return
+            self._queued_logs += 1
+        elif self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            note = cached_pb2.Log(stream=cached_pb2.Log.STDERR, line=f"[cached] {dropped} log lines not sent: the client read too slowly (the full log is stored with the result)", source="cached")
+            self._queue.put_nowait(Event(log=note))
+        self._queue.put_nowait(event)
+
+    def log(self, stream: str, line: str, source: str) -> None:
+        kind = cached_pb2.Log.STDERR if stream == "stderr" else cached_pb2.Log.STDOUT
+        self.emit(Event(log=cached_pb2.Log(stream=kind, line=line, source=source)))
+
+    def phase_started(self, name: str, progress: float) -> None:
+        self._phase_started[name] = time.perf_counter()
+        self.emit(Event(phase=cached_pb2.Phase(name=name, state=cached_pb2.Phase.STARTED, progress=progress)))
+
+    def phase_finished(self, name: str, progress: float) -> float:
+        started = self._phase_started.pop(name, None)
+        elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        self.phase_ms[name] = self.phase_ms.get(name, 0.0) + elapsed
+        self.emit(Event(phase=cached_pb2.Phase(name=name, state=cached_pb2.Phase.FINISHED, progress=progress, elapsed_ms=elapsed)))
+        return elapsed
+
+    def decision(self, layer: str, result: int, reason: str = "", detail: str = "", tier: str = "local") -> cached_pb2.CacheDecision:
+        d = cached_pb2.CacheDecision(layer=layer, result=result, tier=tier, reason=reason, detail=detail)
+        self.decisions.append(d)
+        self.emit(Event(decision=d))
+        return d
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            if event.HasField("log"):
+                self._queued_logs -= 1
+            yield event
+
+
+class Phase:
+    """``with Phase(events, "install", 0.2, 0.7):`` marks a phase's start and end."""
+
+    def __init__(self, events: EventStream, name: str, start: float, end: float) -> None:
+        self.events, self.name, self.start, self.end = events, name, start, end
+
+    def __enter__(self) -> "Phase":
+        self.events.phase_started(self.name, self.start)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.events.phase_finished(self.name, self.end)

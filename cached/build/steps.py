@@ -1,0 +1,97 @@
+"""Runs the install and build children in the sandbox, one step at a time.
+
+The global semaphore is held only while a child runs, so a build waiting for
+another's install never holds a slot. Output lines go to the build's events
+and to a bounded in-memory log; the full log is stored as a blob with the
+result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cached.build.errors import BuildFailed, BuildTimeout
+from cached.sandbox import RunResult, Sandbox, SandboxSpec
+
+log = logging.getLogger("cached.build.steps")
+
+MAX_LOG_BYTES = 4 << 20
+
+
+@dataclass
+class BuildLog:
+    """The whole log of a build, bounded: past the limit only a count of dropped bytes is kept."""
+
+    lines: list[str] = field(default_factory=list)
+    size: int = 0
+    dropped: int = 0
+
+    def add(self, line: str) -> None:
+        if self.size + len(line) > MAX_LOG_BYTES:
+            self.dropped += len(line)
+            return
+        self.lines.append(line)
+        self.size += len(line) + 1
+
+    def text(self) -> bytes:
+        body = "\n".join(self.lines)
+        if self.dropped:
+            body += f"\n[cached] {self.dropped} more bytes of log not kept"
+        return body.encode("utf-8", errors="replace")
+
+
+class _Sink:
+    def __init__(self, source: str, emit: Callable[[str, str, str], None], build_log: BuildLog) -> None:
+        self.source, self.emit, self.build_log = source, emit, build_log
+
+    def line(self, stream: str, text: str) -> None:
+        self.build_log.add(text)
+        self.emit(stream, text, self.source)
+
+
+class StepRunner:
+    def __init__(self, sandbox: Sandbox, slots: asyncio.Semaphore, hide: Sequence[Path], uid: int, gid: int) -> None:
+        self.sandbox = sandbox
+        self.slots = slots
+        self.hide = tuple(hide)
+        self.uid, self.gid = uid, gid
+        self.processes_started = 0
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        source: str,
+        workspace: Path,
+        env: dict[str, str],
+        network: bool,
+        deadline: float,
+        emit: Callable[[str, str, str], None],
+        build_log: BuildLog,
+        binds: Sequence[tuple[Path, Path, bool]] = (),
+        what: str,
+    ) -> RunResult:
+        """Runs one child; raises BuildFailed (with the log tail) or BuildTimeout."""
+        async with self.slots:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BuildTimeout(f"the build's deadline passed before {what} could start")
+            spec = SandboxSpec(
+                argv=argv, workspace=workspace, env=env, network=network, hide=self.hide,
+                binds=tuple(binds), uid=self.uid, gid=self.gid, timeout=remaining,
+            )
+            self.processes_started += 1
+            log.info("child start", extra={"step": source, "argv": argv, "workspace": str(workspace)})
+            result = await self.sandbox.run(spec, _Sink(source, emit, build_log))
+        log.info("child end", extra={"step": source, "rc": result.returncode, "seconds": round(result.duration_s, 3)})
+        if result.timed_out:
+            raise BuildTimeout(f"{what} did not finish before the build's deadline; its processes were killed")
+        if result.returncode != 0:
+            tail = "\n".join(result.tail[-30:])
+            raise BuildFailed(f"{what} failed with exit code {result.returncode}; fix the app and send it again. Last lines:\n{tail}", result.tail)
+        return result

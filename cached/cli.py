@@ -1,0 +1,164 @@
+"""The `cached` command: run the daemon, or talk to one.
+
+Every command but `serve` goes through a running daemon (one daemon owns a
+store root), so operators never race the daemon's writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_ADDRESS = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
+
+
+def _default_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cached"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cached import logs
+    from cached.server.daemon import Daemon, DaemonConfig
+    from cached.store import StoreLockedError
+    from cached.sandbox import SandboxUnavailable
+
+    logs.configure(args.log_level)
+    config = DaemonConfig(
+        root=Path(args.root), listen=args.listen, digest_function=args.digest, sandbox=args.sandbox,
+        npm_cache=Path(args.npm_cache) if args.npm_cache else None, drain_seconds=args.drain_seconds,
+    )
+    if args.max_children:
+        config.max_children = args.max_children
+    try:
+        daemon = Daemon(config)
+    except (StoreLockedError, SandboxUnavailable, RuntimeError, ValueError) as e:
+        print(f"cached: {e}", file=sys.stderr)
+        return 2
+    asyncio.run(daemon.serve_until_signal())
+    return 0
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"cached: --env takes KEY=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from cached.progress import ProgressView
+    from cached_client import CachedError, Client
+
+    view = None if args.json and not args.progress else ProgressView(show_logs=not args.quiet)
+    started = time.perf_counter()
+    with Client(args.server, token=args.token) as client:
+        try:
+            result = client.build(
+                args.app_dir, app=args.app, tenant=args.tenant, mode=args.mode or "", env=_parse_env(args.env),
+                script=args.script or "", force=args.force, timeout_s=args.timeout or 0.0, on_event=view,
+            )
+            out_dir = client.write_outputs(args.tenant, result, args.out) if args.out else None
+        except CachedError as e:
+            if view:
+                view.done()
+            print(f"cached: build failed: {e.code.name}: {e.details}", file=sys.stderr)
+            return 1
+    if view:
+        view.done()
+    total_ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        data = result.as_json()
+        data["total_ms"] = round(total_ms, 3)
+        if out_dir is not None:
+            data["output_dir"] = str(out_dir.resolve())
+        print(json.dumps(data, indent=2))
+    else:
+        why = f" ({result.reason})" if result.reason else ""
+        print(f"{result.cache}{why}: {len(result.outputs)} files, {result.duration_ms:.1f} ms in the daemon, {total_ms:.1f} ms in all; action {result.action_key}")
+        if out_dir is not None:
+            print(f"outputs written to {out_dir}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from cached_client import CachedError, Client
+
+    with Client(args.server, token=args.token) as client:
+        try:
+            stats = client.stats()
+        except CachedError as e:
+            print(f"cached: {e}", file=sys.stderr)
+            return 1
+    data = {
+        "root": stats.root, "digest_function": stats.digest_function, "blobs": stats.blobs, "bytes": stats.bytes,
+        "actions": stats.actions, "apps": stats.apps, "builds": stats.builds, "action_hits": stats.action_hits,
+        "processes_started": stats.processes_started,
+        "per_app": [{"tenant": a.tenant, "app": a.app, "last_action_key": a.last_action_key, "last_build_unix_ms": a.last_build_unix_ms} for a in stats.app_stats],
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"store {data['root']} ({data['digest_function']}): {data['blobs']} blobs, {data['bytes']} bytes, {data['actions']} actions, {data['apps']} apps")
+        print(f"since start: {data['builds']} builds, {data['action_hits']} action hits, {data['processes_started']} child processes")
+        for a in data["per_app"]:
+            print(f"  {a['tenant']}/{a['app']}: last action {a['last_action_key']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cached", description="A content-addressed build cache daemon for Vite apps")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the daemon until SIGTERM/SIGINT")
+    serve.add_argument("--root", default=str(_default_root()), help="store root (default: $XDG_CACHE_HOME/cached)")
+    serve.add_argument("--listen", default="127.0.0.1:7878", help="gRPC address (default 127.0.0.1:7878)")
+    serve.add_argument("--digest", default="blake3", choices=["blake3", "xxh3_128"])
+    serve.add_argument("--sandbox", default="auto", choices=["auto", "namespaces", "off"], help="'off' runs tenants' code unisolated: only for a single trusted user")
+    serve.add_argument("--npm-cache", default="", help="npm's cache dir (default ROOT/npm-cache)")
+    serve.add_argument("--max-children", type=int, default=0, help="child processes at once (default: CPU count)")
+    serve.add_argument("--drain-seconds", type=float, default=30.0)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    def client_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS}, or $CACHED_ADDRESS)")
+        p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help="bearer token (default $CACHED_TOKEN)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    build = sub.add_parser("build", help="build an app directory through the daemon")
+    build.add_argument("app_dir")
+    build.add_argument("--app", required=True)
+    build.add_argument("--tenant", required=True)
+    build.add_argument("--mode", default="")
+    build.add_argument("--script", default="", help="package.json script (default: build)")
+    build.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument("--out", default="", help="write the outputs to this directory")
+    build.add_argument("--force", action="store_true", help="skip the action cache")
+    build.add_argument("--timeout", type=float, default=0.0)
+    build.add_argument("--quiet", action="store_true", help="no log lines")
+    build.add_argument("--progress", action="store_true", help="show progress on stderr even with --json")
+    client_args(build)
+    build.set_defaults(func=cmd_build)
+
+    stats = sub.add_parser("stats", help="store and build statistics")
+    client_args(stats)
+    stats.set_defaults(func=cmd_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Builder.Build: validate, run the pipeline, stream its events. Decides nothing itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from cached.build.errors import BuildError, ShuttingDown
+from cached.build.events import EventStream, Phase
+from cached.build.pipeline import BuildPipeline
+from cached.build.request import Limits, parse_request
+from cached.server.status import status_for
+from cached.store import Store
+from cached.v1 import cached_pb2, cached_pb2_grpc
+
+log = logging.getLogger("cached.server.builder")
+
+
+class BuilderService(cached_pb2_grpc.BuilderServicer):
+    def __init__(self, pipeline: BuildPipeline, store: Store, limits: Limits) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.limits = limits
+        self.accepting = True
+
+    async def Build(self, request: cached_pb2.BuildRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.BuildEvent]:
+        events = EventStream()
+        try:
+            if not self.accepting:
+                raise ShuttingDown("the daemon is shutting down; retry on another instance or after it restarts")
+            with Phase(events, "validate", 0.0, 0.0):
+                spec = parse_request(request, self.store.hasher, self.limits, self._blob_known, self._read_blob)
+        except BuildError as e:
+            code, message = status_for(e)
+            await context.abort(code, message)
+        task = asyncio.create_task(self._run(spec, events))
+        try:
+            async for event in events:
+                yield event
+            await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status
+            code, message = status_for(e)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("build failed unexpectedly", extra={"tenant": spec.tenant, "app": spec.app})
+            await context.abort(code, message)
+
+    async def _run(self, spec, events: EventStream) -> None:  # type: ignore[no-untyped-def]
+        try:
+            result = await self.pipeline.build(spec, events)
+            events.emit(cached_pb2.BuildEvent(result=result))
+        finally:
+            events.close()
+
+    def _blob_known(self, tenant: str, digest) -> bool:  # type: ignore[no-untyped-def]
+        return bool(self.store.blobs.owned_by(tenant, [digest]))
+
+    def _read_blob(self, digest) -> bytes:  # type: ignore[no-untyped-def]
+        with self.store.blobs.open(digest) as f:
+            return f.read()

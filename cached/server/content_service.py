@@ -1,0 +1,114 @@
+"""ContentStore: find, upload and read blobs, each answer scoped to the caller's tenant.
+
+A tenant is told a blob is missing unless it uploaded it or its builds
+produced it, even when another tenant's copy is in the store: answers are no
+oracle for someone else's content. Uploads are re-hashed before they are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
+
+import grpc
+
+from cached.build.errors import InvalidRequest
+from cached.build.request import check_id
+from cached.digest import Digest
+from cached.store import Store
+from cached.v1 import cached_pb2, cached_pb2_grpc
+
+READ_CHUNK = 1 << 20
+MAX_BLOB_BYTES = 2 << 30
+
+
+class ContentService(cached_pb2_grpc.ContentStoreServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _digest(self, message) -> Digest:  # type: ignore[no-untyped-def]
+        digest = Digest.from_proto(message)
+        if digest.function != self.store.hasher.function:
+            raise InvalidRequest("digest", f"function {digest.function}; this daemon uses {self.store.hasher.function}")
+        if len(digest.hash) not in (32, 64) or any(c not in "0123456789abcdef" for c in digest.hash) or digest.size < 0:
+            raise InvalidRequest("digest", f"{digest} is not a valid digest")
+        return digest
+
+    async def FindMissingBlobs(self, request: cached_pb2.FindMissingBlobsRequest, context: grpc.aio.ServicerContext) -> cached_pb2.FindMissingBlobsResponse:
+        try:
+            tenant = check_id("tenant", request.tenant)
+            digests = [self._digest(d) for d in request.digests]
+        except InvalidRequest as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        owned = self.store.blobs.owned_by(tenant, digests)
+        present = set(owned) - set(self.store.blobs.missing(list(owned)))
+        return cached_pb2.FindMissingBlobsResponse(missing=[d.to_proto() for d in digests if d not in present])
+
+    async def UploadBlobs(self, request_iterator: AsyncIterator[cached_pb2.UploadChunk], context: grpc.aio.ServicerContext) -> cached_pb2.UploadBlobsResponse:
+        tenant = ""
+        stored: list[Digest] = []
+        current: Digest | None = None
+        handle = None
+        tmp_dir = self.store.root / "tmp"
+        try:
+            async for chunk in request_iterator:
+                if chunk.tenant and not tenant:
+                    tenant = check_id("tenant", chunk.tenant)
+                if chunk.HasField("digest"):
+                    if handle is not None and current is not None:
+                        stored.append(await self._finish(tenant, current, handle))
+                    current = self._digest(chunk.digest)
+                    if current.size > MAX_BLOB_BYTES:
+                        raise InvalidRequest("digest", f"blob of {current.size} bytes; at most {MAX_BLOB_BYTES}")
+                    handle = tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False)
+                if handle is None:
+                    raise InvalidRequest("digest", "the first chunk of each blob must carry its digest")
+                if chunk.data:
+                    handle.write(chunk.data)
+                    if handle.tell() > (current.size if current else 0):
+                        raise InvalidRequest("data", f"more bytes than the {current.size} the digest announced")
+            if not tenant:
+                raise InvalidRequest("tenant", "the first chunk must name the tenant")
+            if handle is not None and current is not None:
+                stored.append(await self._finish(tenant, current, handle))
+                handle = None
+        except InvalidRequest as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        finally:
+            if handle is not None:
+                handle.close()
+                try:
+                    os.unlink(handle.name)
+                except FileNotFoundError:
+                    pass
+        return cached_pb2.UploadBlobsResponse(stored=[d.to_proto() for d in stored])
+
+    async def _finish(self, tenant: str, expected: Digest, handle) -> Digest:  # type: ignore[no-untyped-def]
+        handle.close()
+        try:
+            actual = await asyncio.to_thread(self.store.hasher.file, handle.name)
+            if actual != expected:
+                raise InvalidRequest("data", f"content hashes to {actual}, not the announced {expected}; nothing was stored")
+            digest = await asyncio.to_thread(self.store.blobs.put_file, handle.name, False, move=True)
+            self.store.blobs.note_owner(tenant, [digest])
+            return digest
+        finally:
+            try:
+                os.unlink(handle.name)
+            except FileNotFoundError:
+                pass
+
+    async def ReadBlob(self, request: cached_pb2.ReadBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.ReadBlobChunk]:
+        try:
+            tenant = check_id("tenant", request.tenant)
+            digest = self._digest(request.digest)
+        except InvalidRequest as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        if not self.store.blobs.owned_by(tenant, [digest]) or not self.store.blobs.has(digest):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} is not in the store for tenant {tenant}")
+        self.store.lease([digest])
+        with self.store.blobs.open(digest) as f:
+            while data := await asyncio.to_thread(f.read, READ_CHUNK):
+                yield cached_pb2.ReadBlobChunk(data=data)

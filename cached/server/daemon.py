@@ -1,0 +1,137 @@
+"""The composition root: builds every object of the daemon once and wires them.
+
+Nothing else in the package creates a store, a sandbox or a server; tests
+build a Daemon with their own DaemonConfig. The store is opened (and its
+LMDB environment with it) only after everything that might fork has run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cached.build.environment import NpmSettings
+from cached.build.pipeline import BuildPipeline, PipelineSettings
+from cached.build.request import Limits
+from cached.build.steps import StepRunner
+from cached.build.toolchain import probe_toolchain
+from cached.sandbox import Sandbox
+from cached.server.admin_service import AdminService
+from cached.server.builder_service import BuilderService
+from cached.server.content_service import ContentService
+from cached.store import Store
+from cached.v1 import cached_pb2, cached_pb2_grpc
+
+log = logging.getLogger("cached.server")
+
+MAX_MESSAGE_BYTES = 64 << 20  # a request holds files up to 1 MiB inline each; bigger ones are uploaded
+
+
+@dataclass
+class DaemonConfig:
+    root: Path
+    listen: str = "127.0.0.1:7878"
+    digest_function: str = "blake3"
+    sandbox: str = "auto"
+    npm_cache: Path | None = None
+    max_children: int = field(default_factory=lambda: os.cpu_count() or 2)
+    drain_seconds: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
+
+
+def npm_settings(cache_dir: Path) -> NpmSettings:
+    """The registry and CA come from the npm configuration of the daemon's user, read once."""
+    def get(key: str) -> str:
+        try:
+            out = subprocess.run(["npm", "config", "get", key], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        value = out.stdout.strip()
+        return "" if value in ("null", "undefined") else value
+    return NpmSettings(
+        cache_dir=str(cache_dir), registry=get("registry"), cafile=get("cafile"),
+        extra_ca_certs=os.environ.get("NODE_EXTRA_CA_CERTS", ""),
+    )
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        root = config.root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        # Probe children (npm, node, unshare) before LMDB is opened: never fork after opening.
+        self.toolchain = probe_toolchain()
+        npm_cache = (config.npm_cache or root / "npm-cache").resolve()
+        npm_cache.mkdir(parents=True, exist_ok=True)
+        shutil.chown(npm_cache, config.sandbox_uid, config.sandbox_gid) if os.geteuid() == 0 else None
+        self.npm = npm_settings(npm_cache)
+        self.sandbox = Sandbox(config.sandbox)
+        self.store = Store.open(root, digest_function=config.digest_function)
+        hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
+        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid)
+        self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid))
+        self.builder = BuilderService(self.pipeline, self.store, config.limits)
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+
+    async def start(self) -> int:
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        server = grpc.aio.server(options=options)
+        cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
+        cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
+        cached_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [d.full_name for d in cached_pb2.DESCRIPTOR.services_by_name.values()]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.port = server.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
+        await server.start()
+        self.server = server
+        for name in ["", *names]:
+            await _maybe_await(self.health.set(name, health_pb2.HealthCheckResponse.SERVING))
+        log.info("serving", extra={"listen": self.config.listen, "port": self.port, "root": str(self.root), "toolchain": self.toolchain.describe(), "digest": self.store.hasher.function})
+        return self.port
+
+    async def stop(self) -> None:
+        """Refuses new builds, lets running ones finish (bounded), then closes the store."""
+        self.builder.accepting = False
+        if self.server is not None:
+            for name in ["", *[d.full_name for d in cached_pb2.DESCRIPTOR.services_by_name.values()]]:
+                await _maybe_await(self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
+            await self.server.stop(self.config.drain_seconds)
+            self.server = None
+        self.store.close()
+        log.info("stopped", extra={"root": str(self.root)})
+
+    async def serve_until_signal(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining", extra={"seconds": self.config.drain_seconds})
+        await self.stop()
+
+
+async def _maybe_await(value: object) -> None:
+    if asyncio.iscoroutine(value):
+        await value
