@@ -1,10 +1,12 @@
 """The sandbox's init: runs as PID 1 of fresh mount/pid(/net) namespaces.
 
-The runner starts it as ``unshare ... -- <sys.executable> -I -S -B enter.py <fd>``
-where ``<fd>`` is a memfd holding the marshalled spec (see ``launch.py``). It
-builds the child's view of the filesystem, forks the command with dropped
-privileges, reaps every orphan, and exits with the command's status, which
-makes the kernel kill whatever the command left behind in the pid namespace.
+The runner starts it as ``unshare --mount --pid ... -- <sys.executable> -I -S
+-B enter.py <fd>`` where ``<fd>`` is a memfd holding the marshalled spec (see
+``launch.py``). This process forks the namespace's PID 1 (``_init``, with a
+parent-death SIGKILL) and waits for it. The init builds the child's view of
+the filesystem, forks the command with dropped privileges, reaps every
+orphan, and exits with the command's status, which makes the kernel kill
+whatever the command left behind in the pid namespace.
 
 Mount plan (all in the private mount namespace; nothing leaks to the host):
 
@@ -69,6 +71,8 @@ MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 
 PR_CAPBSET_DROP = 24
+PR_SET_PDEATHSIG = 1
+SIGKILL = 9  # not importing signal: start-up time
 PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -279,8 +283,9 @@ def _run_child(spec: dict) -> None:
     for path in _candidates(argv[0], env):
         try:
             os.execve(path, argv, env)
-        except OSError as exc:  # keep looking, like execvp
-            err = exc
+        except OSError as exc:  # keep looking, like execvp; report EACCES over ENOENT
+            if exc.errno != 2:
+                err = exc
     os.write(2, f"sandbox: cannot execute {argv[0]!r}: {err}\n".encode(errors="replace"))
     os._exit(EXEC_FAILED)
 
@@ -295,7 +300,39 @@ def _candidates(name: str, env: dict) -> list[str]:
     return [os.path.join(d or ".", name) for d in dirs]
 
 
+def _init(spec: dict, report) -> None:
+    """PID 1 of the new pid namespace; never returns."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, SIGKILL)
+        setup(spec)
+        pid = os.fork()
+    except BaseException as exc:  # noqa: BLE001 - reported to the runner, not raised
+        report(f"E {exc}")
+        os.write(2, f"sandbox: setup failed: {exc}\n".encode(errors="replace"))
+        os._exit(SETUP_FAILED)
+    if pid == 0:
+        _run_child(spec)
+
+    # PID 1 duties: reap every orphan until the command itself exits. Our
+    # exit then makes the kernel kill whatever is left in the namespace.
+    while True:
+        wpid, status = os.waitpid(-1, 0)
+        if wpid == pid:
+            break
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        report(f"S {sig}")
+        os._exit(128 + sig)
+    code = os.waitstatus_to_exitcode(status)
+    report(f"X {code}")
+    os._exit(code)
+
+
 def main() -> None:
+    """The launcher half: ``unshare --pid`` (without --fork) exec'd us, so our
+    first child is the namespace's PID 1. We stay outside, wait for it and
+    exit with its code: the runner's process is always this one, and killing
+    our child (the init) kills the whole namespace before we can exit."""
     fd = int(sys.argv[1])
     os.set_inheritable(fd, False)
     os.umask(0o022)  # directories made for mount points must be traversable by the uid
@@ -313,27 +350,16 @@ def main() -> None:
         os.pwrite(fd, line.encode(errors="replace")[:4000] + b"\n", end)
 
     try:
-        setup(spec)
         pid = os.fork()
-    except BaseException as exc:  # noqa: BLE001 - reported to the runner, not raised
-        report(f"E {exc}")
-        os.write(2, f"sandbox: setup failed: {exc}\n".encode(errors="replace"))
+    except OSError as exc:
+        report(f"E fork: {exc}")
         os._exit(SETUP_FAILED)
     if pid == 0:
-        _run_child(spec)
-
-    # PID 1 duties: reap every orphan until the command itself exits.
-    while True:
-        wpid, status = os.waitpid(-1, 0)
-        if wpid == pid:
-            break
+        _init(spec, report)
+    _wpid, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        report(f"S {sig}")
-        os._exit(128 + sig)
-    code = os.waitstatus_to_exitcode(status)
-    report(f"X {code}")
-    os._exit(code)
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
 
 
 if __name__ == "__main__":

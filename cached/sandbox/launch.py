@@ -69,7 +69,7 @@ def namespace_launch(spec: SandboxSpec, unshare: str, userns: bool) -> Launch:
     argv = [unshare]
     if userns:
         argv += ["--user", "--map-root-user"]
-    argv += ["--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--propagation", "private"]
+    argv += ["--mount", "--pid", "--ipc", "--uts", "--propagation", "private"]
     if not spec.network:
         argv.append("--net")
     # -I: ignore PYTHON* vars and user site; -S: no site import (fast, and the

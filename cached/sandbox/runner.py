@@ -141,6 +141,8 @@ class Sandbox:
                 raise
 
             returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+            if timed_out:
+                returncode = -signal.SIGKILL
             if spec_fd >= 0:
                 status = read_status(spec_fd, status_offset)
                 if status is not None:
