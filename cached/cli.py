@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (StoreLockedError, SandboxUnavailable, RuntimeError, ValueError) as e:
         print(f"cached: {e}", file=sys.stderr)
         return 2
-    asyncio.run(daemon.serve_until_signal())
+    asyncio.run(daemon.serve_until_signal(port_file=Path(args.port_file) if args.port_file else None))
     return 0
 
 
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-children", type=int, default=0, help="child processes at once (default: CPU count)")
     serve.add_argument("--drain-seconds", type=float, default=30.0)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
     serve.set_defaults(func=cmd_serve)
 
     def client_args(p: argparse.ArgumentParser) -> None:

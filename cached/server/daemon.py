@@ -121,8 +121,12 @@ class Daemon:
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
 
-    async def serve_until_signal(self) -> None:
-        await self.start()
+    async def serve_until_signal(self, port_file: Path | None = None) -> None:
+        port = await self.start()
+        if port_file is not None:
+            tmp = port_file.with_name(port_file.name + ".tmp")
+            tmp.write_text(str(port))
+            tmp.replace(port_file)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,42 @@
+"""Session-wide fixtures: one npm cache and one shared daemon for the whole run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from support import DaemonProcess
+
+
+@pytest.fixture(scope="session")
+def npm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One npm download cache for every daemon of the session (packages are fetched once)."""
+    path = tmp_path_factory.mktemp("npm-cache")
+    path.chmod(0o777)
+    return path
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory, npm_cache: Path) -> Iterator[DaemonProcess]:
+    """A daemon shared by the tests that only need one running: its store accumulates."""
+    proc = DaemonProcess(tmp_path_factory.mktemp("shared") / "root", npm_cache).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path, npm_cache: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Daemons of one test: their own store root; stopped at the end."""
+    started: list[DaemonProcess] = []
+
+    def make(root: Path | None = None, **kwargs: object) -> DaemonProcess:
+        proc = DaemonProcess(root or tmp_path / "root", npm_cache, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.stop()

@@ -1,0 +1,109 @@
+"""Helpers shared by the tests: the fixture app, a daemon in its own process, tiny apps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fixture_dir() -> Path:
+    path = Path(os.environ.get("CACHED_FIXTURE") or REPO.parent / "shared" / "fixtures" / "generated-app")
+    assert (path / "package.json").is_file(), f"the fixture app is missing at {path}; set CACHED_FIXTURE"
+    return path
+
+
+def copy_fixture(dest: Path) -> Path:
+    shutil.copytree(fixture_dir(), dest)
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o200)
+    return dest
+
+
+def app_files(app_dir: Path) -> dict[str, bytes]:
+    from cached_client import collect_files
+
+    return {f.path: f.content for f in collect_files(app_dir)}
+
+
+def tiny_app(build_js: str, *, extra: dict[str, bytes] | None = None, script: str = "node build.mjs") -> dict[str, bytes]:
+    """An app without dependencies whose build is a Node script: npm ci is instant."""
+    package = {"name": "tiny", "version": "1.0.0", "private": True, "scripts": {"build": script}}
+    lock = {"name": "tiny", "version": "1.0.0", "lockfileVersion": 3, "requires": True, "packages": {"": {"name": "tiny", "version": "1.0.0"}}}
+    files = {
+        "package.json": json.dumps(package, indent=2).encode(),
+        "package-lock.json": json.dumps(lock, indent=2).encode(),
+        "build.mjs": build_js.encode(),
+    }
+    files.update(extra or {})
+    return files
+
+
+WRITE_DIST = """
+import { mkdirSync, writeFileSync } from "node:fs";
+mkdirSync("dist", { recursive: true });
+writeFileSync("dist/index.html", "<h1>" + (process.env.GREETING ?? "hello") + "</h1>\\n");
+"""
+
+
+class DaemonProcess:
+    """`cached serve` in its own process on 127.0.0.1, on an ephemeral port."""
+
+    def __init__(self, root: Path, npm_cache: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.root = root
+        self.npm_cache = npm_cache
+        self.env = env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path = root.parent / f"{root.name}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "DaemonProcess":
+        port_file = self.root.parent / f"{self.root.name}.port"
+        port_file.unlink(missing_ok=True)
+        env = {**os.environ, **self.env}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cached", "serve", "--root", str(self.root), "--npm-cache", str(self.npm_cache),
+             "--listen", "127.0.0.1:0", "--port-file", str(port_file), "--drain-seconds", "20", *self.args],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"daemon did not start in {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def wait_exit(self, timeout: float = 120.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
