@@ -1,0 +1,24 @@
+"""The content-addressed store: blobs, trees, the LMDB index, roots and their collection.
+
+Use ``Store.open(root)``; see ``cached/store/store.py``. Never fork a process
+that has a store open.
+"""
+
+from cached.store.collect import CollectReport
+from cached.store.errors import BlobNotFound, StoreError, StoreLockedError, TreeNotFound
+from cached.store.roots import ROOT_KINDS, RootEntry
+from cached.store.store import Store, StoreStats
+from cached.store.verify import VerifyReport
+
+__all__ = [
+    "ROOT_KINDS",
+    "BlobNotFound",
+    "CollectReport",
+    "RootEntry",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StoreStats",
+    "TreeNotFound",
+    "VerifyReport",
+]

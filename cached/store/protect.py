@@ -1,0 +1,136 @@
+"""In-memory protections against the sweep: leases, in-flight ingests, recent puts.
+
+A blob may be on disk without any root naming it yet (an ingest in progress,
+a build between its last put and its ``put_root``), or a root may have been
+evicted while a client still reads what a hit returned. These records tell the
+sweep to keep such blobs. They are deliberately not persisted: after a restart
+nothing is in flight, and a lease is a courtesy to live clients only.
+
+This module must never touch the disk or the index, and every method must be
+safe from any thread (the sweep checks ``guard`` under the same lock as puts
+take, so a put that revives a blob and the sweep that would delete it cannot
+interleave).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cached.digest import Digest
+
+
+@dataclass
+class SweepWatch:
+    """What roots committed during a running sweep named (the sweep marks them too)."""
+
+    blobs: set[bytes] = field(default_factory=set)
+    trees: list[Digest] = field(default_factory=list)
+
+
+class Protection:
+    def __init__(self, *, grace_seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.grace_ns = int(grace_seconds * 1e9)
+        self._ingests: dict[int, int] = {}
+        self._ids = itertools.count()
+        self._last_put: dict[bytes, int] = {}
+        self._blob_leases: dict[bytes, float] = {}
+        self._tree_leases: dict[Digest, float] = {}
+        self.watch: SweepWatch | None = None
+        self._roots_in_flight: dict[int, tuple[tuple[Digest, ...], tuple[Digest, ...]]] = {}
+
+    # -- puts and ingests ----------------------------------------------------------
+    def touch(self, key: bytes) -> None:
+        """Records that ``key`` was put (new or already present) just now."""
+        self._last_put[key] = time.time_ns()
+
+    @contextmanager
+    def ingesting(self) -> Iterator[int]:
+        """Everything put from now until the block ends (and after, until the oldest ingest ends) is kept."""
+        start = time.time_ns()
+        with self.lock:
+            ident = next(self._ids)
+            self._ingests[ident] = start
+        try:
+            yield start
+        finally:
+            with self.lock:
+                self._ingests.pop(ident, None)
+
+    def oldest_ingest_ns(self) -> int | None:
+        with self.lock:
+            return min(self._ingests.values(), default=None)
+
+    def horizon_ns(self, now_ns: int) -> int:
+        """Blobs created or put at or after this instant are kept by a sweep starting at ``now_ns``."""
+        oldest = self.oldest_ingest_ns()
+        horizon = now_ns - self.grace_ns
+        return horizon if oldest is None else min(horizon, oldest)
+
+    def put_since(self, key: bytes, horizon_ns: int) -> bool:
+        return self._last_put.get(key, -1) >= horizon_ns
+
+    def forget_puts_before(self, horizon_ns: int) -> None:
+        with self.lock:
+            self._last_put = {k: t for k, t in self._last_put.items() if t >= horizon_ns}
+
+    # -- leases ---------------------------------------------------------------------
+    def lease(self, blobs: Iterable[Digest], trees: Iterable[Digest], seconds: float) -> None:
+        blobs, trees = tuple(blobs), tuple(trees)
+        until = time.monotonic() + seconds
+        with self.lock:
+            for d in blobs:
+                if self._blob_leases.get(d.key, 0.0) < until:
+                    self._blob_leases[d.key] = until
+            for t in trees:
+                if self._tree_leases.get(t, 0.0) < until:
+                    self._tree_leases[t] = until
+            if self.watch is not None:
+                self.watch.blobs.update(d.key for d in blobs)
+                self.watch.trees.extend(trees)
+
+    def leased(self) -> tuple[set[bytes], list[Digest]]:
+        """The live leases (expired ones are dropped here)."""
+        now = time.monotonic()
+        with self.lock:
+            self._blob_leases = {k: t for k, t in self._blob_leases.items() if t > now}
+            self._tree_leases = {k: t for k, t in self._tree_leases.items() if t > now}
+            return set(self._blob_leases), list(self._tree_leases)
+
+    def is_leased(self, key: bytes) -> bool:
+        return self._blob_leases.get(key, 0.0) > time.monotonic()
+
+    # -- roots committed while a sweep runs ---------------------------------------------
+    def begin_root(self, blobs: Iterable[Digest], trees: Iterable[Digest]) -> int:
+        """Called before a root is submitted: a sweep starting before it commits will mark its refs."""
+        blobs, trees = tuple(blobs), tuple(trees)
+        with self.lock:
+            ident = next(self._ids)
+            self._roots_in_flight[ident] = (blobs, trees)
+            if self.watch is not None:
+                self.watch.blobs.update(d.key for d in blobs)
+                self.watch.trees.extend(trees)
+        return ident
+
+    def end_root(self, ident: int) -> None:
+        with self.lock:
+            self._roots_in_flight.pop(ident, None)
+
+    def start_watch(self) -> SweepWatch:
+        """Begins recording refs for a sweep; includes roots already on their way to a commit."""
+        with self.lock:
+            watch = SweepWatch()
+            for blobs, trees in self._roots_in_flight.values():
+                watch.blobs.update(d.key for d in blobs)
+                watch.trees.extend(trees)
+            self.watch = watch
+            return watch
+
+    def stop_watch(self) -> None:
+        with self.lock:
+            self.watch = None
