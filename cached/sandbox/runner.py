@@ -141,8 +141,6 @@ class Sandbox:
                 raise
 
             returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-            if timed_out:
-                returncode = -signal.SIGKILL
             if spec_fd >= 0:
                 status = read_status(spec_fd, status_offset)
                 if status is not None:
@@ -153,6 +151,8 @@ class Sandbox:
                         returncode = int(value)
                     elif kind == "S":
                         returncode = -int(value)
+            if timed_out:
+                returncode = -signal.SIGKILL
             return RunResult(
                 returncode=returncode,
                 timed_out=timed_out,
