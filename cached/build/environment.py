@@ -38,8 +38,8 @@ def base_env(toolchain: Toolchain, npm: NpmSettings) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "TZ": "UTC",
         "CI": "true",
-        "npm_config_userconfig": "/dev/null",
-        "npm_config_globalconfig": "/dev/null",
+        "npm_config_userconfig": "/tmp/.npmrc-user",  # absent: the sandbox's /tmp is a fresh tmpfs
+        "npm_config_globalconfig": "/tmp/.npmrc-global",
         "npm_config_cache": npm.cache_dir,
         "npm_config_logs_dir": "/tmp/npm-logs",
         "npm_config_update_notifier": "false",

@@ -1,0 +1,58 @@
+"""Bad requests get the right status, name what is wrong, and leave the store unchanged."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from cached.v1 import cached_pb2, tree_pb2
+from cached_client import CachedError, Client
+from support import WRITE_DIST, DaemonProcess, tiny_app
+
+
+def _request(files: dict[str, bytes], **kw: object) -> cached_pb2.BuildRequest:
+    req = cached_pb2.BuildRequest(tenant=kw.pop("tenant", "t1"), app=kw.pop("app", "bad"), **kw)  # type: ignore[arg-type]
+    for path, content in files.items():
+        req.files.append(cached_pb2.File(path=path, content=content))
+    return req
+
+
+def _snapshot(client: Client) -> tuple[int, int, int, int]:
+    s = client.stats()
+    return (s.blobs, s.bytes, s.actions, s.apps)
+
+
+BAD_CASES = [
+    ("dotdot", lambda f: {**f, "../x": b"x"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "../x"),
+    ("absolute", lambda f: {**f, "/etc/x": b"x"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "/etc/x"),
+    ("node_modules", lambda f: {**f, "node_modules/a.js": b"x"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "node_modules"),
+    ("tenant", lambda f: f, {"tenant": "Bad Tenant"}, grpc.StatusCode.INVALID_ARGUMENT, "tenant"),
+    ("app", lambda f: f, {"app": "../etc"}, grpc.StatusCode.INVALID_ARGUMENT, "app"),
+    ("node_options", lambda f: f, {"env": {"NODE_OPTIONS": "--require /x"}}, grpc.StatusCode.INVALID_ARGUMENT, "NODE_OPTIONS"),
+    ("npm_config", lambda f: f, {"env": {"npm_config_registry": "http://127.0.0.1:9"}}, grpc.StatusCode.INVALID_ARGUMENT, "npm_config_registry"),
+    ("no_package_json", lambda f: {"build.mjs": f["build.mjs"]}, {}, grpc.StatusCode.INVALID_ARGUMENT, "package.json"),
+    ("no_script", lambda f: f, {"build_script": "deploy"}, grpc.StatusCode.INVALID_ARGUMENT, "deploy"),
+    ("bad_json", lambda f: {**f, "package.json": b"{"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "JSON"),
+    ("inline_too_big", lambda f: {**f, "public/big.bin": b"x" * ((1 << 20) + 1)}, {}, grpc.StatusCode.INVALID_ARGUMENT, "UploadBlobs"),
+    ("no_lockfile", lambda f: {k: v for k, v in f.items() if k != "package-lock.json"}, {}, grpc.StatusCode.FAILED_PRECONDITION, "lockfile"),
+]
+
+
+@pytest.mark.parametrize("name,files,extra,code,needle", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_input_gets_its_status_and_changes_nothing(daemon: DaemonProcess, name, files, extra, code, needle) -> None:  # type: ignore[no-untyped-def]
+    with Client(daemon.address) as client:
+        before = _snapshot(client)
+        with pytest.raises(CachedError) as e:
+            client.build_request(_request(files(tiny_app(WRITE_DIST)), **extra))
+        assert e.value.code == code, e.value
+        assert needle in e.value.details
+        assert _snapshot(client) == before
+
+
+def test_file_by_unknown_digest_is_refused(daemon: DaemonProcess) -> None:
+    req = _request(tiny_app(WRITE_DIST))
+    req.files.append(cached_pb2.File(path="public/x.bin", digest=tree_pb2.Digest(hash="ab" * 32, size=3, function=tree_pb2.BLAKE3)))
+    with Client(daemon.address) as client, pytest.raises(CachedError) as e:
+        client.build_request(req)
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "UploadBlobs" in e.value.details
