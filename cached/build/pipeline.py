@@ -32,6 +32,7 @@ from cached.build.steps import BuildLog, StepRunner
 from cached.build.toolchain import Toolchain
 from cached.build.workspace import Workspace
 from cached.digest import Digest
+from cached.failpoints import failpoint
 from cached.store import RootEntry, Store
 from cached.v1 import cached_pb2, records_pb2
 
@@ -272,12 +273,14 @@ class BuildPipeline:
                     outputs=tree, output_tree=tree_digest_.to_proto(), log=log_digest.to_proto(), deps_key=keys.deps_key,
                     created_unix_ms=int(time.time() * 1000), tenant=spec.tenant, app=spec.app,
                 )
+                failpoint("build.before_record")
                 self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
                 entry: RootEntry = await asyncio.wrap_future(self.store.put_root(
                     "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
                     blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
                 ))
                 self.store.lease(trees=[tree_digest_])
+                failpoint("build.after_record")
             del entry
             return _Built(record, size)
 

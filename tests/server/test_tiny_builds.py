@@ -197,3 +197,43 @@ def test_concurrent_identical_requests_run_one_build_and_a_cancelled_waiter_does
     assert after - before == 2  # one npm ci, one npm run build
     reasons = sorted(d.result for r in results for d in r.decisions if d.layer == "action")  # type: ignore[attr-defined]
     assert reasons.count("coalesced") >= 1
+
+
+def test_daemon_environment_does_not_reach_the_key_and_a_restart_keeps_the_store(make_daemon) -> None:  # type: ignore[no-untyped-def]
+    files = tiny_app(WRITE_DIST, extra={"src/env.txt": b"x"})
+    first = make_daemon()
+    with Client(first.address) as client:
+        built = client.build(files=files, app="envapp", tenant="t1")
+    assert first.stop() == 0
+    second = make_daemon(env={"SOME_DAEMON_SETTING": "changed", "GREETING": "from-the-daemon"})
+    with Client(second.address) as client:
+        again = client.build(files=files, app="envapp", tenant="t1")
+    assert again.cache == "hit"
+    assert [o.digest for o in again.outputs] == [o.digest for o in built.outputs]
+
+
+@pytest.mark.parametrize("point", ["build.before_record", "root.before_put", "index.before_commit:2", "build.after_record"])
+def test_daemon_killed_while_recording_restarts_with_an_intact_store(make_daemon, tmp_path, point: str) -> None:  # type: ignore[no-untyped-def]
+    from cached.store import Store
+
+    root = tmp_path / "root"
+    good = tiny_app(WRITE_DIST, extra={"src/v.txt": b"good"})
+    doomed = tiny_app(WRITE_DIST, extra={"src/v.txt": b"doomed"})
+    d = make_daemon(root)
+    with Client(d.address) as client:
+        earlier = client.build(files=good, app="crash", tenant="t1")
+    d.stop()
+    d = make_daemon(root, env={"CACHED_FAILPOINT": point})
+    with Client(d.address) as client, pytest.raises(CachedError):
+        client.build(files=doomed, app="crash", tenant="t1")
+    assert d.wait_exit() == 86
+    with Store.open(root) as store:
+        report = store.verify()
+        assert not report.corrupt and not report.missing, report
+    d = make_daemon(root)
+    with Client(d.address) as client:
+        assert client.build(files=good, app="crash", tenant="t1").action_key == earlier.action_key
+        assert client.build(files=good, app="crash", tenant="t1").cache == "hit"
+        rebuilt = client.build(files=doomed, app="crash", tenant="t1")
+        html = next(o for o in rebuilt.outputs if o.path == "index.html")
+        assert client.read_blob("t1", _digest(html)) == b"<h1>hello</h1>\n"
