@@ -166,9 +166,12 @@ class Sandbox:
     async def _kill_tree(self, proc: asyncio.subprocess.Process) -> None:
         """SIGKILL the namespace's init first: its death kills every process
         of the pid namespace and the launcher reaps it only after they are all
-        gone, so once the launcher exits nothing is left."""
-        if proc.returncode is None and self.mode != "off":
-            for child in _children(proc.pid):
+        gone, so once the launcher exits nothing is left. Before the init
+        exists (cancelled during start-up) the group kill is enough: an init
+        forked meanwhile is in the group, and dies by parent-death signal."""
+        children = _children(proc.pid) if proc.returncode is None and self.mode != "off" else []
+        if children:
+            for child in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGKILL)
             try:

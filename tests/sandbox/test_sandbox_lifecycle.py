@@ -100,3 +100,38 @@ def test_invalid_specs_are_refused_before_starting(sandbox: Sandbox, ws: Path, s
     with pytest.raises(ValueError):
         run(sandbox.run(SandboxSpec(argv=["true"], workspace=ws, env={"A=B": "x"}), sink))
     assert sink.lines == []
+
+
+@pytest.mark.parametrize("delay", [0, 0.005, 0.02, 0.05])
+def test_cancel_at_any_point_of_start_up_leaves_nothing(
+    sandbox: Sandbox, ws: Path, sink: ListSink, marker: str, delay: float
+) -> None:
+    async def scenario() -> None:
+        spec = SandboxSpec(argv=tree_script(marker), workspace=ws, env=BASE_ENV)
+        task = asyncio.create_task(sandbox.run(spec, sink))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    deadline = time.monotonic() + 2
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)  # only a launcher killed mid-spawn may need its pdeathsig delivered
+    assert processes_with(marker) == []
+
+
+def test_concurrent_runs_are_independent(sandbox: Sandbox, tmp_path: Path) -> None:
+    async def one(i: int) -> tuple[int, list[str]]:
+        ws = tmp_path / f"ws{i}"
+        ws.mkdir()
+        sink = ListSink()
+        spec = SandboxSpec(argv=["sh", "-c", f"echo {i} > mine; sleep 0.2; cat mine; ls"], workspace=ws, env=BASE_ENV)
+        result = await sandbox.run(spec, sink)
+        return result.returncode, sink.of("stdout")
+
+    async def scenario():
+        return await asyncio.gather(*(one(i) for i in range(6)))
+
+    for i, (rc, out) in enumerate(run(scenario())):
+        assert rc == 0 and out == [str(i), "mine"]
