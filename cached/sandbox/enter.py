@@ -24,7 +24,8 @@ Mount plan (all in the private mount namespace; nothing leaks to the host):
 
 Workspace ownership (root mode): before the mounts the workspace is chowned,
 recursively and without following symlinks or crossing into other mounts, to
-the sandbox uid:gid, and so is the overlay's upper dir. Why: the caller writes
+the sandbox uid:gid (and its directories get u+rwx), and so is the overlay's
+upper dir. Why: the caller writes
 sources as root, and a build must be able to create its outDir wherever the
 tenant's config puts it, plus ``node_modules/.vite-temp``/``.tmp`` through the
 overlay (whose root directory takes the upper dir's owner). The files stay
@@ -32,7 +33,7 @@ uid-owned afterwards; the root daemon can still read and delete them. Only
 this workspace is chowned, and no sandboxed process can run in it meanwhile
 (one build per workspace; every earlier sandbox's pid namespace is dead).
 In user-namespace mode (daemon not root) no chown happens: the daemon's uid is
-root inside and already owns its files.
+root inside and already owns its files (directories still get u+rwx).
 
 This module must never:
 - import anything but cheap stdlib modules (it runs on every child start;
@@ -53,6 +54,7 @@ import ctypes
 import marshal
 import os
 import sys
+from stat import S_ISDIR
 
 # Syscall numbers of the "new mount API" are shared by all architectures.
 SYS_OPEN_TREE = 428
@@ -169,8 +171,10 @@ def _prctl(option: int, arg2: int = 0) -> None:
     )
 
 
-def _chown_tree(top: str, uid: int, gid: int) -> None:
-    """lchown everything under ``top`` that is on top's filesystem.
+def _prepare_tree(top: str, owner: tuple[int, int] | None) -> None:
+    """lchown (to ``owner``, root mode) everything under ``top`` that is on
+    top's filesystem, and give the owner rwx on its directories (file modes
+    are the tenant's; a 0555 source dir must still take build outputs).
 
     os.walk never follows symlinks (followlinks=False) and the chown is
     follow_symlinks=False, so a planted link cannot redirect it.
@@ -179,8 +183,12 @@ def _chown_tree(top: str, uid: int, gid: int) -> None:
 
     def fix(path: str) -> None:
         st = os.lstat(path)
-        if st.st_dev == dev and (st.st_uid != uid or st.st_gid != gid):
-            os.chown(path, uid, gid, follow_symlinks=False)
+        if st.st_dev != dev:
+            return
+        if owner is not None and (st.st_uid, st.st_gid) != owner:
+            os.chown(path, *owner, follow_symlinks=False)
+        if S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
+            os.chmod(path, (st.st_mode & 0o7777) | 0o700)
 
     fix(top)
     for dirpath, dirnames, filenames in os.walk(top):
@@ -208,8 +216,8 @@ def setup(spec: dict) -> None:
     workspace = spec["workspace"]
     overlay = spec["overlay"]
 
-    if not userns:
-        _chown_tree(workspace, uid, gid)
+    owner = None if userns else (uid, gid)
+    _prepare_tree(workspace, owner)
 
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
 
@@ -217,8 +225,7 @@ def setup(spec: dict) -> None:
     if overlay is not None:
         for key in ("upper", "work", "target"):
             os.makedirs(overlay[key], exist_ok=True)
-        if not userns:
-            _chown_tree(overlay["upper"], uid, gid)
+        _prepare_tree(overlay["upper"], owner)
         _mount(
             "overlay", overlay["target"], "overlay", MS_NOSUID | MS_NODEV,
             f"lowerdir={overlay['lower']},upperdir={overlay['upper']},workdir={overlay['work']}",
