@@ -59,6 +59,7 @@ class Sandbox:
         if mode not in MODES:
             raise ValueError(f"sandbox mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
+        self.capabilities: SandboxCapabilities | None = None
         self._tail_lines = tail_lines
         self._unshare: str | None = None
         self._userns = False
@@ -66,91 +67,46 @@ class Sandbox:
             log.warning("sandbox = off: builds run WITHOUT isolation, as the daemon's user")
             return
         caps = capabilities if capabilities is not None else probe_sandbox()
-        if not caps.namespaces:
+        unshare = find_unshare()
+        if not caps.namespaces or unshare is None:
             raise SandboxUnavailable(
                 f"Linux namespaces are not usable here ({caps.detail}); "
                 "set `sandbox = off` explicitly to run builds without isolation (unsafe)"
             )
         self.capabilities = caps
-        self._unshare = find_unshare()
+        self._unshare = unshare
         self._userns = not caps.root
         log.info("sandbox: namespaces (%s)", caps.detail)
 
     async def run(self, spec: SandboxSpec, sink: OutputSink) -> RunResult:
+        """Run to completion, timeout or cancellation; the tree is dead when
+        this returns or raises. Raises SandboxError if the sandbox could not
+        be set up (never a tenant's failure), ValueError for a bad spec."""
         validate(spec)
-        if spec.overlay is not None and self.mode != "off" and not self.capabilities.overlay:
-            raise SandboxUnavailable(f"overlayfs is not usable here ({self.capabilities.detail})")
+        if spec.overlay is not None:
+            if self.capabilities is None:
+                raise SandboxUnavailable(
+                    "an overlay needs the namespaces sandbox; with `sandbox = off` "
+                    "the caller must put node_modules in the workspace itself"
+                )
+            if not self.capabilities.overlay:
+                raise SandboxUnavailable(f"overlayfs is not usable here ({self.capabilities.detail})")
         started = time.monotonic()
         tail = Tail(self._tail_lines)
-        spec_fd = -1
-        status_offset = 0
-        if self.mode == "off":
-            proc = await asyncio.create_subprocess_exec(
-                *spec.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=dict(spec.env),
-                cwd=spec.workspace,
-                start_new_session=True,
-            )
-        else:
-            assert self._unshare is not None
-            launch = namespace_launch(spec, self._unshare, self._userns)
-            spec_fd = make_spec_fd(launch.payload)
-            status_offset = len(launch.payload)
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *launch.argv,
-                    str(spec_fd),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    env=dict(LAUNCHER_ENV),
-                    start_new_session=True,
-                    pass_fds=(spec_fd,),
-                )
-            except BaseException:
-                os.close(spec_fd)
-                raise
+        proc, spec_fd, status_offset = await self._spawn(spec)
         log.debug("sandbox: started pid %d: %s", proc.pid, spec.argv)
-
         try:
-            readers = [
-                asyncio.ensure_future(_drain(proc.stdout, "stdout", sink, tail)),
-                asyncio.ensure_future(_drain(proc.stderr, "stderr", sink, tail)),
-            ]
-            timed_out = False
-            try:
-                try:
-                    await asyncio.wait_for(proc.wait(), spec.timeout)
-                except asyncio.TimeoutError:
-                    timed_out = True
-                    log.info("sandbox: %s timed out after %.1fs, killing its tree", spec.argv[0], spec.timeout)
-                    await self._kill_tree(proc)
-                if self.mode == "off":
-                    _killpg(proc.pid)  # leftovers of the group, as the pid namespace would
-                done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
-                for task in pending:
-                    task.cancel()
-            except BaseException:
-                # Cancellation (or any error): nothing may outlive us.
-                for task in readers:
-                    task.cancel()
-                await asyncio.shield(self._kill_tree(proc))
-                raise
-
+            timed_out = await self._supervise(proc, spec, sink, tail)
             returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-            if spec_fd >= 0:
-                status = read_status(spec_fd, status_offset)
-                if status is not None:
-                    kind, _, value = status.partition(" ")
-                    if kind == "E":
-                        raise SandboxError(f"sandbox setup failed: {value}")
-                    if kind == "X":
-                        returncode = int(value)
-                    elif kind == "S":
-                        returncode = -int(value)
+            status = read_status(spec_fd, status_offset) if spec_fd >= 0 else None
+            if status is not None:
+                kind, _, value = status.partition(" ")
+                if kind == "E":
+                    raise SandboxError(f"sandbox setup failed: {value}")
+                if kind == "X":
+                    returncode = int(value)
+                elif kind == "S":
+                    returncode = -int(value)
             if timed_out:
                 returncode = -signal.SIGKILL
             return RunResult(
@@ -162,6 +118,61 @@ class Sandbox:
         finally:
             if spec_fd >= 0:
                 os.close(spec_fd)
+
+    async def _spawn(self, spec: SandboxSpec) -> tuple[asyncio.subprocess.Process, int, int]:
+        """Start the child (``off``) or the launcher; returns the process, the
+        spec memfd (-1 in ``off`` mode) and where the status line will be."""
+        pipes = dict(
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # our own group: killpg reaches all of it
+        )
+        if self.mode == "off":
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv, env=dict(spec.env), cwd=spec.workspace, **pipes
+            )
+            return proc, -1, 0
+        assert self._unshare is not None
+        launch = namespace_launch(spec, self._unshare, self._userns)
+        spec_fd = make_spec_fd(launch.payload)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *launch.argv, str(spec_fd), env=dict(LAUNCHER_ENV), pass_fds=(spec_fd,), **pipes
+            )
+        except BaseException:
+            os.close(spec_fd)
+            raise
+        return proc, spec_fd, len(launch.payload)
+
+    async def _supervise(
+        self, proc: asyncio.subprocess.Process, spec: SandboxSpec, sink: OutputSink, tail: Tail
+    ) -> bool:
+        """Drain both pipes until exit or timeout; True if it timed out."""
+        readers = [
+            asyncio.ensure_future(_drain(proc.stdout, "stdout", sink, tail)),
+            asyncio.ensure_future(_drain(proc.stderr, "stderr", sink, tail)),
+        ]
+        timed_out = False
+        try:
+            try:
+                await asyncio.wait_for(proc.wait(), spec.timeout)
+            except asyncio.TimeoutError:
+                timed_out = True
+                log.info("sandbox: %s timed out after %ss, killing its tree", spec.argv[0], spec.timeout)
+                await self._kill_tree(proc)
+            if self.mode == "off":
+                _killpg(proc.pid)  # the group's leftovers, as the pid namespace would
+            _done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            for task in pending:
+                task.cancel()
+        except BaseException:
+            # Cancellation (or any error): nothing may outlive us.
+            for task in readers:
+                task.cancel()
+            await asyncio.shield(self._kill_tree(proc))
+            raise
+        return timed_out
 
     async def _kill_tree(self, proc: asyncio.subprocess.Process) -> None:
         """SIGKILL the namespace's init first: its death kills every process

@@ -136,3 +136,27 @@ def test_line_splitter_bounds_an_endless_line() -> None:
     assert len(out) == 2
     assert out[0].startswith("x" * MAX_LINE_BYTES) and out[0].endswith("[line truncated]")
     assert out[1] == "next"
+
+
+def test_a_failing_sink_does_not_stall_the_child(sandbox: Sandbox, ws: Path) -> None:
+    class Broken:
+        calls = 0
+
+        def line(self, stream: str, text: str) -> None:
+            Broken.calls += 1
+            raise RuntimeError("consumer bug")
+
+    spec = SandboxSpec(argv=["seq", "1", "5000"], workspace=ws, env=BASE_ENV, timeout=20)
+    result = run(sandbox.run(spec, Broken()))
+    assert result.returncode == 0 and result.tail[-1] == "5000"
+    assert Broken.calls == 1
+
+
+def test_off_mode_refuses_an_overlay(ws: Path, tmp_path: Path, sink: ListSink) -> None:
+    from cached.sandbox import Overlay, SandboxUnavailable
+
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    ov = Overlay(lower, tmp_path / "u", tmp_path / "w", ws / "node_modules")
+    with pytest.raises(SandboxUnavailable, match="overlay"):
+        run(Sandbox("off").run(SandboxSpec(argv=["true"], workspace=ws, env=BASE_ENV, overlay=ov), sink))
