@@ -1,0 +1,69 @@
+"""The `cached` command against a running daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from support import WRITE_DIST, DaemonProcess, tiny_app
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cached", *args], capture_output=True, text=True, timeout=300)
+
+
+def write_app(root: Path, files: dict[str, bytes]) -> Path:
+    for path, content in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return root
+
+
+def test_build_json_reports_the_decision_and_writes_outputs(daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/cli.txt": b"cli"}))
+    (app / "node_modules" / "junk").mkdir(parents=True)
+    (app / "node_modules" / "junk" / "index.js").write_text("not sent")
+    (app / "dist").mkdir()
+    (app / "dist" / "stale.html").write_text("not sent")
+    first = run_cli("build", str(app), "--app", "cli", "--tenant", "t1", "--server", daemon.address, "--json", "--env", "GREETING=cli")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["cache"] == "miss" and data["reason"] == "new_app"
+    assert {"action_key", "duration_ms", "decisions", "phases", "output_files"} <= data.keys()
+    assert [f["path"] for f in data["output_files"]] == ["index.html"]
+    assert "build" in data["phases"] and "install" in data["phases"]
+
+    out = tmp_path / "out"
+    second = run_cli("build", str(app), "--app", "cli", "--tenant", "t1", "--server", daemon.address, "--json", "--env", "GREETING=cli", "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    data = json.loads(second.stdout)
+    assert data["cache"] == "hit" and data["action_key"] == json.loads(first.stdout)["action_key"]
+    assert data["output_dir"] == str(out.resolve())
+    assert (out / "index.html").read_text() == "<h1>cli</h1>\n"
+    assert data["decisions"] == [{"layer": "action", "result": "hit", "tier": "local", "reason": "hit", "detail": "identical inputs were built before"}]
+
+
+def test_build_failure_exits_non_zero_with_the_error(daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", tiny_app("console.error('kaboom in build'); process.exit(2)"))
+    done = run_cli("build", str(app), "--app", "cli-broken", "--tenant", "t1", "--server", daemon.address)
+    assert done.returncode != 0
+    assert "FAILED_PRECONDITION" in done.stderr and "kaboom in build" in done.stderr
+
+
+def test_stats_json(daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/stats.txt": b"s"}))
+    assert run_cli("build", str(app), "--app", "stats-app", "--tenant", "t1", "--server", daemon.address, "--quiet").returncode == 0
+    done = run_cli("stats", "--server", daemon.address, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["blobs"] > 0 and data["bytes"] > 0 and data["actions"] >= 1
+    assert any(a["tenant"] == "t1" and a["app"] == "stats-app" for a in data["per_app"])
+
+
+def test_second_daemon_on_the_same_root_refuses_with_a_clear_message(daemon: DaemonProcess) -> None:
+    done = run_cli("serve", "--root", str(daemon.root), "--listen", "127.0.0.1:0")
+    assert done.returncode == 2
+    assert str(daemon.root) in done.stderr
