@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+SERVICE_PROTOS = $(shell grep -l '^service ' proto/cached/v1/*.proto)
+
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/cached/v1/*.proto
-	rm -f cached/v1/tree_pb2_grpc.py cached/v1/store_pb2_grpc.py
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. proto/cached/v1/*.proto
+	$(PY) -m grpc_tools.protoc -Iproto --grpc_python_out=. $(SERVICE_PROTOS)
 
 demo: $(STAMP)
 	$(PY) -m cached.demo

@@ -30,7 +30,7 @@ from cached.server.admin_service import AdminService
 from cached.server.builder_service import BuilderService
 from cached.server.content_service import ContentService
 from cached.store import Store
-from cached.v1 import cached_pb2, cached_pb2_grpc
+from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc
 
 log = logging.getLogger("cached.server")
 
@@ -66,6 +66,10 @@ def npm_settings(cache_dir: Path) -> NpmSettings:
     )
 
 
+def service_names() -> list[str]:
+    return [d.full_name for module in (cached_pb2, admin_pb2) for d in module.DESCRIPTOR.services_by_name.values()]
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
@@ -96,9 +100,9 @@ class Daemon:
         server = grpc.aio.server(options=options)
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
         cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
-        cached_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = [d.full_name for d in cached_pb2.DESCRIPTOR.services_by_name.values()]
+        names = service_names()
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         self.port = server.add_insecure_port(self.config.listen)
         if self.port == 0:
@@ -114,7 +118,7 @@ class Daemon:
         """Refuses new builds, lets running ones finish (bounded), then closes the store."""
         self.builder.accepting = False
         if self.server is not None:
-            for name in ["", *[d.full_name for d in cached_pb2.DESCRIPTOR.services_by_name.values()]]:
+            for name in ["", *service_names()]:
                 await _maybe_await(self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
             await self.server.stop(self.config.drain_seconds)
             self.server = None

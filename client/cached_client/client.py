@@ -11,7 +11,7 @@ from typing import Any
 import blake3
 import grpc
 
-from cached.v1 import cached_pb2, cached_pb2_grpc, tree_pb2
+from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, tree_pb2
 from cached_client.files import AppFile, collect_files
 from cached_client.types import BuildResult, CachedError, Decision, OutputFile
 
@@ -114,7 +114,7 @@ class Client:
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.builder = cached_pb2_grpc.BuilderStub(self.channel)
         self.content = cached_pb2_grpc.ContentStoreStub(self.channel)
-        self.admin = cached_pb2_grpc.AdminStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -197,9 +197,9 @@ class Client:
             os.replace(tmp, target)
         return out
 
-    def stats(self) -> cached_pb2.StatsResponse:
+    def stats(self) -> admin_pb2.StatsResponse:
         try:
-            return self.admin.Stats(cached_pb2.StatsRequest(), metadata=_metadata(self.token))
+            return self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
@@ -212,7 +212,7 @@ class AsyncClient:
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.builder = cached_pb2_grpc.BuilderStub(self.channel)
         self.content = cached_pb2_grpc.ContentStoreStub(self.channel)
-        self.admin = cached_pb2_grpc.AdminStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminStub(self.channel)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -285,9 +285,9 @@ class AsyncClient:
             raise CachedError.from_rpc(e) from None
         return b"".join(parts)
 
-    async def stats(self) -> cached_pb2.StatsResponse:
+    async def stats(self) -> admin_pb2.StatsResponse:
         try:
-            return await self.admin.Stats(cached_pb2.StatsRequest(), metadata=_metadata(self.token))
+            return await self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
