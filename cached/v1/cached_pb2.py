@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cached.v1 import tree_pb2 as cached_dot_v1_dot_tree__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61\x63hed/v1/cached.proto\x12\tcached.v1\x1a\x14\x63\x61\x63hed/v1/tree.proto\"j\n\x04\x46ile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nexecutable\x18\x02 \x01(\x08\x12\x11\n\x07\x63ontent\x18\x03 \x01(\x0cH\x00\x12#\n\x06\x64igest\x18\x04 \x01(\x0b\x32\x11.cached.v1.DigestH\x00\x42\x08\n\x06source\"\x99\x02\n\rDeployOptions\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x31\n\x0b\x65nvironment\x18\x02 \x01(\x0e\x32\x1c.cached.v1.DeployEnvironment\x12\x30\n\x04vars\x18\x03 \x03(\x0b\x32\".cached.v1.DeployOptions.VarsEntry\x12\x36\n\x07secrets\x18\x04 \x03(\x0b\x32%.cached.v1.DeployOptions.SecretsEntry\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x0c\x42uildRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x1e\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x0f.cached.v1.File\x12-\n\x03\x65nv\x18\x04 \x03(\x0b\x32 .cached.v1.BuildRequest.EnvEntry\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x14\n\x0c\x62uild_script\x18\x06 \x01(\t\x12(\n\x06\x64\x65ploy\x18\x07 \x01(\x0b\x32\x18.cached.v1.DeployOptions\x12\r\n\x05\x66orce\x18\x08 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x88\x02\n\nBuildEvent\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x10.cached.v1.PhaseH\x00\x12\x1d\n\x03log\x18\x02 \x01(\x0b\x32\x0e.cached.v1.LogH\x00\x12,\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32\x18.cached.v1.CacheDecisionH\x00\x12%\n\x07metrics\x18\x04 \x01(\x0b\x32\x12.cached.v1.MetricsH\x00\x12(\n\x06result\x18\x05 \x01(\x0b\x32\x16.cached.v1.BuildResultH\x00\x12\x30\n\rdeploy_result\x18\x06 \x01(\x0b\x32\x17.cached.v1.DeployResultH\x00\x42\x07\n\x05\x65vent\"\x9d\x01\n\x05Phase\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.cached.v1.Phase.State\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"9\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07STARTED\x10\x01\x12\x0c\n\x08\x46INISHED\x10\x02\"\x84\x01\n\x03Log\x12%\n\x06stream\x18\x01 \x01(\x0e\x32\x15.cached.v1.Log.Stream\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"8\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\"\xc1\x01\n\rCacheDecision\x12\r\n\x05layer\x18\x01 \x01(\t\x12/\n\x06result\x18\x02 \x01(\x0e\x32\x1f.cached.v1.CacheDecision.Result\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"B\n\x06Result\x12\x16\n\x12RESULT_UNSPECIFIED\x10\x00\x12\x07\n\x03HIT\x10\x01\x12\x08\n\x04MISS\x10\x02\x12\r\n\tCOALESCED\x10\x03\"\x8a\x02\n\x07Metrics\x12+\n\tdecisions\x18\x01 \x03(\x0b\x32\x18.cached.v1.CacheDecision\x12\x31\n\x08phase_ms\x18\x02 \x03(\x0b\x32\x1f.cached.v1.Metrics.PhaseMsEntry\x12\x14\n\x0coutput_files\x18\x03 \x01(\x03\x12\x14\n\x0coutput_bytes\x18\x04 \x01(\x03\x12\x16\n\x0e\x62ytes_ingested\x18\x05 \x01(\x03\x12\x16\n\x0e\x62ytes_restored\x18\x06 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x1a.\n\x0cPhaseMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Q\n\nOutputFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x12\n\nexecutable\x18\x03 \x01(\x08\"\xbe\x02\n\x0b\x42uildResult\x12\x12\n\naction_key\x18\x01 \x01(\t\x12&\n\x0boutput_tree\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12&\n\x07outputs\x18\x03 \x03(\x0b\x32\x15.cached.v1.OutputFile\x12\x35\n\x08phase_ms\x18\x04 \x03(\x0b\x32#.cached.v1.BuildResult.PhaseMsEntry\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\r\n\x05\x63\x61\x63he\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08lockfile\x18\x08 \x01(\x0c\x12\x1e\n\x03log\x18\t \x01(\x0b\x32\x11.cached.v1.Digest\x1a.\n\x0cPhaseMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"s\n\x0c\x44\x65ployResult\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x31\n\x0b\x65nvironment\x18\x02 \x01(\x0e\x32\x1c.cached.v1.DeployEnvironment\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0c\n\x04urls\x18\x04 \x03(\t\"M\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\"\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x11.cached.v1.Digest\">\n\x18\x46indMissingBlobsResponse\x12\"\n\x07missing\x18\x01 \x03(\x0b\x32\x11.cached.v1.Digest\"N\n\x0bUploadChunk\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"8\n\x13UploadBlobsResponse\x12!\n\x06stored\x18\x01 \x03(\x0b\x32\x11.cached.v1.Digest\"D\n\x0fReadBlobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\"\x1d\n\rReadBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*T\n\x11\x44\x65ployEnvironment\x12\"\n\x1e\x44\x45PLOY_ENVIRONMENT_UNSPECIFIED\x10\x00\x12\x0b\n\x07PREVIEW\x10\x01\x12\x0e\n\nPRODUCTION\x10\x02\x32\x44\n\x07\x42uilder\x12\x39\n\x05\x42uild\x12\x17.cached.v1.BuildRequest\x1a\x15.cached.v1.BuildEvent0\x01\x32\xf8\x01\n\x0c\x43ontentStore\x12[\n\x10\x46indMissingBlobs\x12\".cached.v1.FindMissingBlobsRequest\x1a#.cached.v1.FindMissingBlobsResponse\x12G\n\x0bUploadBlobs\x12\x16.cached.v1.UploadChunk\x1a\x1e.cached.v1.UploadBlobsResponse(\x01\x12\x42\n\x08ReadBlob\x12\x1a.cached.v1.ReadBlobRequest\x1a\x18.cached.v1.ReadBlobChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61\x63hed/v1/cached.proto\x12\tcached.v1\x1a\x14\x63\x61\x63hed/v1/tree.proto\"j\n\x04\x46ile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nexecutable\x18\x02 \x01(\x08\x12\x11\n\x07\x63ontent\x18\x03 \x01(\x0cH\x00\x12#\n\x06\x64igest\x18\x04 \x01(\x0b\x32\x11.cached.v1.DigestH\x00\x42\x08\n\x06source\"\x99\x02\n\rDeployOptions\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x31\n\x0b\x65nvironment\x18\x02 \x01(\x0e\x32\x1c.cached.v1.DeployEnvironment\x12\x30\n\x04vars\x18\x03 \x03(\x0b\x32\".cached.v1.DeployOptions.VarsEntry\x12\x36\n\x07secrets\x18\x04 \x03(\x0b\x32%.cached.v1.DeployOptions.SecretsEntry\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x0c\x42uildRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x1e\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x0f.cached.v1.File\x12-\n\x03\x65nv\x18\x04 \x03(\x0b\x32 .cached.v1.BuildRequest.EnvEntry\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x14\n\x0c\x62uild_script\x18\x06 \x01(\t\x12(\n\x06\x64\x65ploy\x18\x07 \x01(\x0b\x32\x18.cached.v1.DeployOptions\x12\r\n\x05\x66orce\x18\x08 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x88\x02\n\nBuildEvent\x12!\n\x05phase\x18\x01 \x01(\x0b\x32\x10.cached.v1.PhaseH\x00\x12\x1d\n\x03log\x18\x02 \x01(\x0b\x32\x0e.cached.v1.LogH\x00\x12,\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32\x18.cached.v1.CacheDecisionH\x00\x12%\n\x07metrics\x18\x04 \x01(\x0b\x32\x12.cached.v1.MetricsH\x00\x12(\n\x06result\x18\x05 \x01(\x0b\x32\x16.cached.v1.BuildResultH\x00\x12\x30\n\rdeploy_result\x18\x06 \x01(\x0b\x32\x17.cached.v1.DeployResultH\x00\x42\x07\n\x05\x65vent\"\x9d\x01\n\x05Phase\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.cached.v1.Phase.State\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"9\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07STARTED\x10\x01\x12\x0c\n\x08\x46INISHED\x10\x02\"\x84\x01\n\x03Log\x12%\n\x06stream\x18\x01 \x01(\x0e\x32\x15.cached.v1.Log.Stream\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"8\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\"\xc1\x01\n\rCacheDecision\x12\r\n\x05layer\x18\x01 \x01(\t\x12/\n\x06result\x18\x02 \x01(\x0e\x32\x1f.cached.v1.CacheDecision.Result\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"B\n\x06Result\x12\x16\n\x12RESULT_UNSPECIFIED\x10\x00\x12\x07\n\x03HIT\x10\x01\x12\x08\n\x04MISS\x10\x02\x12\r\n\tCOALESCED\x10\x03\"\xd8\x02\n\x07Metrics\x12+\n\tdecisions\x18\x01 \x03(\x0b\x32\x18.cached.v1.CacheDecision\x12\x31\n\x08phase_ms\x18\x02 \x03(\x0b\x32\x1f.cached.v1.Metrics.PhaseMsEntry\x12\x14\n\x0coutput_files\x18\x03 \x01(\x03\x12\x14\n\x0coutput_bytes\x18\x04 \x01(\x03\x12\x16\n\x0e\x62ytes_ingested\x18\x05 \x01(\x03\x12\x16\n\x0e\x62ytes_restored\x18\x06 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x12\x13\n\x0b\x64\x65ps_method\x18\x08 \x01(\t\x12\x12\n\ndeps_files\x18\t \x01(\x03\x12\x12\n\ndeps_bytes\x18\n \x01(\x03\x12\x0f\n\x07\x64\x65ps_ms\x18\x0b \x01(\x01\x1a.\n\x0cPhaseMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Q\n\nOutputFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x12\n\nexecutable\x18\x03 \x01(\x08\"\xbe\x02\n\x0b\x42uildResult\x12\x12\n\naction_key\x18\x01 \x01(\t\x12&\n\x0boutput_tree\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12&\n\x07outputs\x18\x03 \x03(\x0b\x32\x15.cached.v1.OutputFile\x12\x35\n\x08phase_ms\x18\x04 \x03(\x0b\x32#.cached.v1.BuildResult.PhaseMsEntry\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\r\n\x05\x63\x61\x63he\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08lockfile\x18\x08 \x01(\x0c\x12\x1e\n\x03log\x18\t \x01(\x0b\x32\x11.cached.v1.Digest\x1a.\n\x0cPhaseMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"s\n\x0c\x44\x65ployResult\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x31\n\x0b\x65nvironment\x18\x02 \x01(\x0e\x32\x1c.cached.v1.DeployEnvironment\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0c\n\x04urls\x18\x04 \x03(\t\"M\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\"\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x11.cached.v1.Digest\">\n\x18\x46indMissingBlobsResponse\x12\"\n\x07missing\x18\x01 \x03(\x0b\x32\x11.cached.v1.Digest\"N\n\x0bUploadChunk\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"8\n\x13UploadBlobsResponse\x12!\n\x06stored\x18\x01 \x03(\x0b\x32\x11.cached.v1.Digest\"D\n\x0fReadBlobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\"\x1d\n\rReadBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*T\n\x11\x44\x65ployEnvironment\x12\"\n\x1e\x44\x45PLOY_ENVIRONMENT_UNSPECIFIED\x10\x00\x12\x0b\n\x07PREVIEW\x10\x01\x12\x0e\n\nPRODUCTION\x10\x02\x32\x44\n\x07\x42uilder\x12\x39\n\x05\x42uild\x12\x17.cached.v1.BuildRequest\x1a\x15.cached.v1.BuildEvent0\x01\x32\xf8\x01\n\x0c\x43ontentStore\x12[\n\x10\x46indMissingBlobs\x12\".cached.v1.FindMissingBlobsRequest\x1a#.cached.v1.FindMissingBlobsResponse\x12G\n\x0bUploadBlobs\x12\x16.cached.v1.UploadChunk\x1a\x1e.cached.v1.UploadBlobsResponse(\x01\x12\x42\n\x08ReadBlob\x12\x1a.cached.v1.ReadBlobRequest\x1a\x18.cached.v1.ReadBlobChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,8 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICS_PHASEMSENTRY']._serialized_options = b'8\001'
   _globals['_BUILDRESULT_PHASEMSENTRY']._loaded_options = None
   _globals['_BUILDRESULT_PHASEMSENTRY']._serialized_options = b'8\001'
-  _globals['_DEPLOYENVIRONMENT']._serialized_start=2668
-  _globals['_DEPLOYENVIRONMENT']._serialized_end=2752
+  _globals['_DEPLOYENVIRONMENT']._serialized_start=2746
+  _globals['_DEPLOYENVIRONMENT']._serialized_end=2830
   _globals['_FILE']._serialized_start=59
   _globals['_FILE']._serialized_end=165
   _globals['_DEPLOYOPTIONS']._serialized_start=168
@@ -71,31 +71,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CACHEDECISION_RESULT']._serialized_start=1428
   _globals['_CACHEDECISION_RESULT']._serialized_end=1494
   _globals['_METRICS']._serialized_start=1497
-  _globals['_METRICS']._serialized_end=1763
-  _globals['_METRICS_PHASEMSENTRY']._serialized_start=1717
-  _globals['_METRICS_PHASEMSENTRY']._serialized_end=1763
-  _globals['_OUTPUTFILE']._serialized_start=1765
-  _globals['_OUTPUTFILE']._serialized_end=1846
-  _globals['_BUILDRESULT']._serialized_start=1849
-  _globals['_BUILDRESULT']._serialized_end=2167
-  _globals['_BUILDRESULT_PHASEMSENTRY']._serialized_start=1717
-  _globals['_BUILDRESULT_PHASEMSENTRY']._serialized_end=1763
-  _globals['_DEPLOYRESULT']._serialized_start=2169
-  _globals['_DEPLOYRESULT']._serialized_end=2284
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=2286
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=2363
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=2365
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=2427
-  _globals['_UPLOADCHUNK']._serialized_start=2429
-  _globals['_UPLOADCHUNK']._serialized_end=2507
-  _globals['_UPLOADBLOBSRESPONSE']._serialized_start=2509
-  _globals['_UPLOADBLOBSRESPONSE']._serialized_end=2565
-  _globals['_READBLOBREQUEST']._serialized_start=2567
-  _globals['_READBLOBREQUEST']._serialized_end=2635
-  _globals['_READBLOBCHUNK']._serialized_start=2637
-  _globals['_READBLOBCHUNK']._serialized_end=2666
-  _globals['_BUILDER']._serialized_start=2754
-  _globals['_BUILDER']._serialized_end=2822
-  _globals['_CONTENTSTORE']._serialized_start=2825
-  _globals['_CONTENTSTORE']._serialized_end=3073
+  _globals['_METRICS']._serialized_end=1841
+  _globals['_METRICS_PHASEMSENTRY']._serialized_start=1795
+  _globals['_METRICS_PHASEMSENTRY']._serialized_end=1841
+  _globals['_OUTPUTFILE']._serialized_start=1843
+  _globals['_OUTPUTFILE']._serialized_end=1924
+  _globals['_BUILDRESULT']._serialized_start=1927
+  _globals['_BUILDRESULT']._serialized_end=2245
+  _globals['_BUILDRESULT_PHASEMSENTRY']._serialized_start=1795
+  _globals['_BUILDRESULT_PHASEMSENTRY']._serialized_end=1841
+  _globals['_DEPLOYRESULT']._serialized_start=2247
+  _globals['_DEPLOYRESULT']._serialized_end=2362
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=2364
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=2441
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=2443
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=2505
+  _globals['_UPLOADCHUNK']._serialized_start=2507
+  _globals['_UPLOADCHUNK']._serialized_end=2585
+  _globals['_UPLOADBLOBSRESPONSE']._serialized_start=2587
+  _globals['_UPLOADBLOBSRESPONSE']._serialized_end=2643
+  _globals['_READBLOBREQUEST']._serialized_start=2645
+  _globals['_READBLOBREQUEST']._serialized_end=2713
+  _globals['_READBLOBCHUNK']._serialized_start=2715
+  _globals['_READBLOBCHUNK']._serialized_end=2744
+  _globals['_BUILDER']._serialized_start=2832
+  _globals['_BUILDER']._serialized_end=2900
+  _globals['_CONTENTSTORE']._serialized_start=2903
+  _globals['_CONTENTSTORE']._serialized_end=3151
 # @@protoc_insertion_point(module_scope)

@@ -163,7 +163,7 @@ class CacheDecision(_message.Message):
     def __init__(self, layer: _Optional[str] = ..., result: _Optional[_Union[CacheDecision.Result, str]] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Metrics(_message.Message):
-    __slots__ = ("decisions", "phase_ms", "output_files", "output_bytes", "bytes_ingested", "bytes_restored", "duration_ms")
+    __slots__ = ("decisions", "phase_ms", "output_files", "output_bytes", "bytes_ingested", "bytes_restored", "duration_ms", "deps_method", "deps_files", "deps_bytes", "deps_ms")
     class PhaseMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,10 @@ class Metrics(_message.Message):
     BYTES_INGESTED_FIELD_NUMBER: _ClassVar[int]
     BYTES_RESTORED_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    DEPS_METHOD_FIELD_NUMBER: _ClassVar[int]
+    DEPS_FILES_FIELD_NUMBER: _ClassVar[int]
+    DEPS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DEPS_MS_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[CacheDecision]
     phase_ms: _containers.ScalarMap[str, float]
     output_files: int
@@ -185,7 +189,11 @@ class Metrics(_message.Message):
     bytes_ingested: int
     bytes_restored: int
     duration_ms: float
-    def __init__(self, decisions: _Optional[_Iterable[_Union[CacheDecision, _Mapping]]] = ..., phase_ms: _Optional[_Mapping[str, float]] = ..., output_files: _Optional[int] = ..., output_bytes: _Optional[int] = ..., bytes_ingested: _Optional[int] = ..., bytes_restored: _Optional[int] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+    deps_method: str
+    deps_files: int
+    deps_bytes: int
+    deps_ms: float
+    def __init__(self, decisions: _Optional[_Iterable[_Union[CacheDecision, _Mapping]]] = ..., phase_ms: _Optional[_Mapping[str, float]] = ..., output_files: _Optional[int] = ..., output_bytes: _Optional[int] = ..., bytes_ingested: _Optional[int] = ..., bytes_restored: _Optional[int] = ..., duration_ms: _Optional[float] = ..., deps_method: _Optional[str] = ..., deps_files: _Optional[int] = ..., deps_bytes: _Optional[int] = ..., deps_ms: _Optional[float] = ...) -> None: ...
 
 class OutputFile(_message.Message):
     __slots__ = ("path", "digest", "executable")

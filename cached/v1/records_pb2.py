@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cached.v1 import tree_pb2 as cached_dot_v1_dot_tree__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x63hed/v1/records.proto\x12\tcached.v1\x1a\x14\x63\x61\x63hed/v1/tree.proto\"\xe4\x01\n\x0c\x41\x63tionRecord\x12 \n\x07outputs\x18\x01 \x01(\x0b\x32\x0f.cached.v1.Tree\x12&\n\x0boutput_tree\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x1e\n\x03log\x18\x03 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x10\n\x08\x64\x65ps_key\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x10\n\x08\x62uild_ms\x18\x06 \x01(\x01\x12\x0e\n\x06tenant\x18\x07 \x01(\t\x12\x0b\n\x03\x61pp\x18\x08 \x01(\t\x12\x10\n\x08lockfile\x18\t \x01(\x0c\"\xeb\x02\n\tAppRecord\x12\x17\n\x0flast_action_key\x18\x01 \x01(\t\x12\x1a\n\x12last_build_unix_ms\x18\x02 \x01(\x03\x12\x32\n\x07sources\x18\x03 \x03(\x0b\x32!.cached.v1.AppRecord.SourcesEntry\x12*\n\x03\x65nv\x18\x04 \x03(\x0b\x32\x1d.cached.v1.AppRecord.EnvEntry\x12\x10\n\x08\x64\x65ps_key\x18\x05 \x01(\t\x12\x11\n\ttoolchain\x18\x06 \x01(\t\x12\x0e\n\x06script\x18\x07 \x01(\t\x12\x0c\n\x04mode\x18\x08 \x01(\t\x12\x1a\n\x12purge_watermark_ns\x18\t \x01(\x03\x12\x0e\n\x06\x62uilds\x18\n \x01(\x03\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x63hed/v1/records.proto\x12\tcached.v1\x1a\x14\x63\x61\x63hed/v1/tree.proto\"\xe4\x01\n\x0c\x41\x63tionRecord\x12 \n\x07outputs\x18\x01 \x01(\x0b\x32\x0f.cached.v1.Tree\x12&\n\x0boutput_tree\x18\x02 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x1e\n\x03log\x18\x03 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x10\n\x08\x64\x65ps_key\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x10\n\x08\x62uild_ms\x18\x06 \x01(\x01\x12\x0e\n\x06tenant\x18\x07 \x01(\t\x12\x0b\n\x03\x61pp\x18\x08 \x01(\t\x12\x10\n\x08lockfile\x18\t \x01(\x0c\"\xeb\x02\n\tAppRecord\x12\x17\n\x0flast_action_key\x18\x01 \x01(\t\x12\x1a\n\x12last_build_unix_ms\x18\x02 \x01(\x03\x12\x32\n\x07sources\x18\x03 \x03(\x0b\x32!.cached.v1.AppRecord.SourcesEntry\x12*\n\x03\x65nv\x18\x04 \x03(\x0b\x32\x1d.cached.v1.AppRecord.EnvEntry\x12\x10\n\x08\x64\x65ps_key\x18\x05 \x01(\t\x12\x11\n\ttoolchain\x18\x06 \x01(\t\x12\x0e\n\x06script\x18\x07 \x01(\t\x12\x0c\n\x04mode\x18\x08 \x01(\t\x12\x1a\n\x12purge_watermark_ns\x18\t \x01(\x03\x12\x0e\n\x06\x62uilds\x18\n \x01(\x03\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\nDepsRecord\x12\x1f\n\x04tree\x18\x01 \x01(\x0b\x32\x11.cached.v1.Digest\x12\r\n\x05\x66iles\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x35\n\x08packages\x18\x04 \x03(\x0b\x32#.cached.v1.DepsRecord.PackagesEntry\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x12\n\ninstall_ms\x18\x06 \x01(\x01\x1a/\n\rPackagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x10ResolutionRecord\x12\x10\n\x08lockfile\x18\x01 \x01(\x0c\x12\x18\n\x10resolved_unix_ms\x18\x02 \x01(\x03\"]\n\x0fViteCacheRecord\x12\x1f\n\x04tree\x18\x01 \x01(\x0b\x32\x11.cached.v1.Digest\x12\x10\n\x08\x64\x65ps_key\x18\x02 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x03 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPRECORD_SOURCESENTRY']._serialized_options = b'8\001'
   _globals['_APPRECORD_ENVENTRY']._loaded_options = None
   _globals['_APPRECORD_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_DEPSRECORD_PACKAGESENTRY']._loaded_options = None
+  _globals['_DEPSRECORD_PACKAGESENTRY']._serialized_options = b'8\001'
   _globals['_ACTIONRECORD']._serialized_start=61
   _globals['_ACTIONRECORD']._serialized_end=289
   _globals['_APPRECORD']._serialized_start=292
@@ -44,4 +46,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPRECORD_SOURCESENTRY']._serialized_end=611
   _globals['_APPRECORD_ENVENTRY']._serialized_start=613
   _globals['_APPRECORD_ENVENTRY']._serialized_end=655
+  _globals['_DEPSRECORD']._serialized_start=658
+  _globals['_DEPSRECORD']._serialized_end=882
+  _globals['_DEPSRECORD_PACKAGESENTRY']._serialized_start=835
+  _globals['_DEPSRECORD_PACKAGESENTRY']._serialized_end=882
+  _globals['_RESOLUTIONRECORD']._serialized_start=884
+  _globals['_RESOLUTIONRECORD']._serialized_end=946
+  _globals['_VITECACHERECORD']._serialized_start=948
+  _globals['_VITECACHERECORD']._serialized_end=1041
 # @@protoc_insertion_point(module_scope)

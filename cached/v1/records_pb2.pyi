@@ -66,3 +66,44 @@ class AppRecord(_message.Message):
     purge_watermark_ns: int
     builds: int
     def __init__(self, last_action_key: _Optional[str] = ..., last_build_unix_ms: _Optional[int] = ..., sources: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., deps_key: _Optional[str] = ..., toolchain: _Optional[str] = ..., script: _Optional[str] = ..., mode: _Optional[str] = ..., purge_watermark_ns: _Optional[int] = ..., builds: _Optional[int] = ...) -> None: ...
+
+class DepsRecord(_message.Message):
+    __slots__ = ("tree", "files", "bytes", "packages", "created_unix_ms", "install_ms")
+    class PackagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TREE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_MS_FIELD_NUMBER: _ClassVar[int]
+    tree: _tree_pb2.Digest
+    files: int
+    bytes: int
+    packages: _containers.ScalarMap[str, str]
+    created_unix_ms: int
+    install_ms: float
+    def __init__(self, tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., packages: _Optional[_Mapping[str, str]] = ..., created_unix_ms: _Optional[int] = ..., install_ms: _Optional[float] = ...) -> None: ...
+
+class ResolutionRecord(_message.Message):
+    __slots__ = ("lockfile", "resolved_unix_ms")
+    LOCKFILE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    lockfile: bytes
+    resolved_unix_ms: int
+    def __init__(self, lockfile: _Optional[bytes] = ..., resolved_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ViteCacheRecord(_message.Message):
+    __slots__ = ("tree", "deps_key", "created_unix_ms")
+    TREE_FIELD_NUMBER: _ClassVar[int]
+    DEPS_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    tree: _tree_pb2.Digest
+    deps_key: str
+    created_unix_ms: int
+    def __init__(self, tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., deps_key: _Optional[str] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
