@@ -235,16 +235,36 @@ class BuildResult(_message.Message):
     def __init__(self, action_key: _Optional[str] = ..., output_tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputFile, _Mapping]]] = ..., phase_ms: _Optional[_Mapping[str, float]] = ..., duration_ms: _Optional[float] = ..., cache: _Optional[str] = ..., reason: _Optional[str] = ..., lockfile: _Optional[bytes] = ..., log: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ...) -> None: ...
 
 class DeployResult(_message.Message):
-    __slots__ = ("target", "environment", "version_id", "urls")
+    __slots__ = ("target", "environment", "version_id", "urls", "script_name", "action_key", "sequence", "assets_total", "assets_uploaded", "large_files", "large_files_uploaded", "bundle_dir", "error", "rolled_back")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     URLS_FIELD_NUMBER: _ClassVar[int]
+    SCRIPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_KEY_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    LARGE_FILES_FIELD_NUMBER: _ClassVar[int]
+    LARGE_FILES_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
     target: str
     environment: DeployEnvironment
     version_id: str
     urls: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, target: _Optional[str] = ..., environment: _Optional[_Union[DeployEnvironment, str]] = ..., version_id: _Optional[str] = ..., urls: _Optional[_Iterable[str]] = ...) -> None: ...
+    script_name: str
+    action_key: str
+    sequence: int
+    assets_total: int
+    assets_uploaded: int
+    large_files: int
+    large_files_uploaded: int
+    bundle_dir: str
+    error: str
+    rolled_back: bool
+    def __init__(self, target: _Optional[str] = ..., environment: _Optional[_Union[DeployEnvironment, str]] = ..., version_id: _Optional[str] = ..., urls: _Optional[_Iterable[str]] = ..., script_name: _Optional[str] = ..., action_key: _Optional[str] = ..., sequence: _Optional[int] = ..., assets_total: _Optional[int] = ..., assets_uploaded: _Optional[int] = ..., large_files: _Optional[int] = ..., large_files_uploaded: _Optional[int] = ..., bundle_dir: _Optional[str] = ..., error: _Optional[str] = ..., rolled_back: _Optional[bool] = ...) -> None: ...
 
 class FindMissingBlobsRequest(_message.Message):
     __slots__ = ("tenant", "digests")
