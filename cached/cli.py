@@ -32,6 +32,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = DaemonConfig(
         root=Path(args.root), listen=args.listen, digest_function=args.digest, sandbox=args.sandbox,
         npm_cache=Path(args.npm_cache) if args.npm_cache else None, drain_seconds=args.drain_seconds,
+        deps_import=args.deps_import, resolution_ttl_s=args.resolution_ttl, vite_cache=not args.no_vite_cache,
+        allow_install_scripts=tuple(p.strip() for p in args.allow_install_scripts.split(",") if p.strip()),
     )
     if args.max_children:
         config.max_children = args.max_children
@@ -126,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--npm-cache", default="", help="npm's cache dir (default ROOT/npm-cache)")
     serve.add_argument("--max-children", type=int, default=0, help="child processes at once (default: CPU count)")
     serve.add_argument("--drain-seconds", type=float, default=30.0)
+    serve.add_argument("--deps-import", default="auto", choices=["auto", "overlay", "hardlink", "copy", "symlink"],
+                       help="how node_modules reaches a build (auto: overlay where it can be mounted, else hardlink; symlink changes sourcemap paths and needs --sandbox off)")
+    serve.add_argument("--allow-install-scripts", default="", help="comma-separated packages whose install scripts may run (default: none)")
+    serve.add_argument("--resolution-ttl", type=float, default=24 * 3600.0, help="seconds a lockfile resolved for an app without one is reused")
+    serve.add_argument("--no-vite-cache", action="store_true", help="do not keep .vite/.vite-temp/.tmp between an app's builds")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
     serve.set_defaults(func=cmd_serve)

@@ -34,7 +34,7 @@ def test_build_json_reports_the_decision_and_writes_outputs(daemon: DaemonProces
     assert data["cache"] == "miss" and data["reason"] == "new_app"
     assert {"action_key", "duration_ms", "decisions", "phases", "output_files"} <= data.keys()
     assert [f["path"] for f in data["output_files"]] == ["index.html"]
-    assert "build" in data["phases"] and "install" in data["phases"]
+    assert "build" in data["phases"] and "dependencies" in data["phases"]
 
     out = tmp_path / "out"
     second = run_cli("build", str(app), "--app", "cli", "--tenant", "t1", "--server", daemon.address, "--json", "--env", "GREETING=cli", "--out", str(out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from cached.v1 import cached_pb2
 
@@ -89,3 +90,27 @@ class Phase:
 
     def __exit__(self, *exc: object) -> None:
         self.events.phase_finished(self.name, self.end)
+
+
+class FlightEvents:
+    """Publishes a shared step's events to every build waiting on it, each into its own stream.
+
+    A step that runs once for several builds (single flight) reports through
+    this, so every waiter sees the phases and log lines as its own.
+    """
+
+    def __init__(self, flight: Any) -> None:
+        self.flight = flight
+
+    def log(self, stream: str, line: str, source: str) -> None:
+        self.flight.publish(lambda s: s.log(stream, line, source))
+
+    def phase_started(self, name: str, progress: float) -> None:
+        self.flight.publish(lambda s: s.phase_started(name, progress))
+
+    def phase_finished(self, name: str, progress: float) -> float:
+        self.flight.publish(lambda s: s.phase_finished(name, progress))
+        return 0.0
+
+    def decision(self, layer: str, result: int, reason: str = "", detail: str = "", tier: str = "local") -> None:
+        self.flight.publish(lambda s: s.decision(layer, result, reason, detail, tier))

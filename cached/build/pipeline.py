@@ -16,24 +16,29 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cached.build.deps import Dependencies, DependencyLayer, install_commands
 from cached.build.environment import NpmSettings, base_env, child_env, fingerprint
 from cached.build.errors import BuildError, PreconditionFailed
-from cached.build.events import EventStream, Phase
+from cached.build.events import EventStream, FlightEvents, Phase
+from cached.build.resolution import ResolutionLayer
+from cached.build.scratch import scratch_dir
+from cached.build.vitecache import ViteCache
 from cached.build.keys import ActionInputs, deps_inputs, deps_key, sources_tree, tree_digest
 from cached.build.outputs import check_outputs
 from cached.build.reasons import explain_miss
-from cached.build.request import BuildSpec
+from cached.build.request import BuildSpec, SourceFile
 from cached.build.singleflight import Flight, SingleFlight
 from cached.build.steps import BuildLog, StepRunner
 from cached.build.toolchain import Toolchain
 from cached.build.workspace import Workspace
 from cached.digest import Digest
 from cached.failpoints import failpoint
-from cached.store import RootEntry, Store
+from cached.sandbox import Overlay
+from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
 
 log = logging.getLogger("cached.build")
@@ -41,7 +46,6 @@ log = logging.getLogger("cached.build")
 HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS
 COALESCED = cached_pb2.CacheDecision.COALESCED
-INSTALL_COMMAND = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"]
 DEPS_MEMO_SIZE = 256
 OUT_DIR_PROBE = (
     "const [mode] = process.argv.slice(1);"
@@ -57,6 +61,11 @@ class PipelineSettings:
     npm: NpmSettings
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
+    deps_import: str = "auto"          # overlay, hardlink, copy or symlink (see deps.py)
+    overlay_available: bool = True
+    allow_install_scripts: tuple[str, ...] = ()
+    resolution_ttl_s: float = 24 * 3600.0
+    vite_cache: bool = True
 
 
 @dataclass
@@ -74,30 +83,10 @@ class Keys:
 
 
 @dataclass
-class _Emitter:
-    """Sends a step's events to every waiter of a flight, each into its own stream."""
-
-    flight: Flight[Any, Callable[[EventStream], None]]
-
-    def log(self, stream: str, line: str, source: str) -> None:
-        self.flight.publish(lambda s: s.log(stream, line, source))
-
-    def phase_started(self, name: str, progress: float) -> None:
-        self.flight.publish(lambda s: s.phase_started(name, progress))
-
-    def phase_finished(self, name: str, progress: float) -> float:
-        self.flight.publish(lambda s: s.phase_finished(name, progress))
-        return 0.0
-
-    def decision(self, layer: str, result: int, reason: str = "", detail: str = "", tier: str = "local") -> None:
-        self.flight.publish(lambda s: s.decision(layer, result, reason, detail, tier))
-
-
-@dataclass
 class _Built:
     record: records_pb2.ActionRecord
     bytes_ingested: int
-    lockfile: bytes = b""
+    deps: Dependencies | None = None
 
 
 @dataclass
@@ -122,6 +111,13 @@ class BuildPipeline:
         self._app_locks = _AppLocks()
         self._deps_memo: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._env_salt = hashlib.sha256(b"cached-env:" + str(settings.root).encode()).digest()
+        npm_cache = Path(settings.npm.cache_dir)
+        self.deps = DependencyLayer(
+            store, steps, settings.root, npm_cache=npm_cache, method=settings.deps_import,
+            overlay_ok=settings.overlay_available, allow_scripts=settings.allow_install_scripts,
+        )
+        self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
+        self.vite_cache = ViteCache(store) if settings.vite_cache else None
 
     # ------------------------------------------------------------------ keys
 
@@ -144,7 +140,7 @@ class BuildPipeline:
         memo_key = tuple(str(f.digest) for f in spec.files if f.path in ("package.json", "package-lock.json", ".npmrc") or f.path.startswith("patches/"))
         found = self._deps_memo.get(memo_key)
         if found is None:
-            found = deps_key(self.hasher, deps_inputs(spec, self.toolchain, INSTALL_COMMAND))
+            found = deps_key(self.hasher, deps_inputs(spec, self.toolchain, [" ".join(c) for c in self.deps.commands]))
             self._deps_memo[memo_key] = found
             if len(self._deps_memo) > DEPS_MEMO_SIZE:
                 self._deps_memo.popitem(last=False)
@@ -171,11 +167,17 @@ class BuildPipeline:
     async def build(self, spec: BuildSpec, events: EventStream) -> cached_pb2.BuildResult:
         started = time.perf_counter()
         self.counters.builds += 1
+        resolved = b""
+        if "package-lock.json" not in spec.by_path:
+            deadline = time.monotonic() + spec.timeout_s
+            resolved = await self.resolution.resolve(spec, events, deadline, child_env(self._base_env, spec.env, install=True))
+            spec = with_lockfile(spec, resolved, self.hasher)
         with Phase(events, "lookup", 0.0, 0.05):
             keys = self.compute_keys(spec)
             previous = self.app_record(spec.tenant, spec.app)
             root = None if spec.force else self.store.get_root("actions", self._action_root_key(spec, keys.action_key))
-        if root is not None and previous is not None and root.created_ns < previous.purge_watermark_ns:
+            watermark = self.store.purge_watermark(spec.owner) if root is not None else 0
+        if root is not None and root.created_ns < watermark:
             reason, detail = "purged", "this app's cache was purged"
             root = None
         elif spec.force:
@@ -191,19 +193,23 @@ class BuildPipeline:
             events.decision("action", HIT, "hit", "identical inputs were built before", "local")
             if previous is None or previous.last_action_key != keys.action_key:
                 await self._record_app(spec, keys, previous)
-            return self._result(events, keys, record, started, "hit", "", bytes_ingested=0)
+            return self._result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
 
         events.decision("action", MISS, reason, detail, "local")
         flight_key = (spec.tenant, keys.action_key)
+        build_spec = spec
         built, coalesced = await self._flights.run(
-            flight_key, lambda flight: self._build_miss(spec, keys, flight), listener=lambda apply: apply(events)
+            flight_key, lambda flight: self._build_miss(build_spec, keys, previous, flight), listener=lambda apply: apply(events)
         )
         if coalesced:
             events.decision("action", COALESCED, "coalesced", "an identical build was already running; its result is shared")
         await self._record_app(spec, keys, previous)
-        return self._result(events, keys, built.record, started, "miss", reason, bytes_ingested=built.bytes_ingested)
+        return self._result(events, keys, built.record, started, "miss", reason, bytes_ingested=built.bytes_ingested, lockfile=resolved, deps=built.deps)
 
-    def _result(self, events: EventStream, keys: Keys, record: records_pb2.ActionRecord, started: float, cache: str, reason: str, *, bytes_ingested: int) -> cached_pb2.BuildResult:
+    def _result(
+        self, events: EventStream, keys: Keys, record: records_pb2.ActionRecord, started: float, cache: str, reason: str,
+        *, bytes_ingested: int, lockfile: bytes = b"", deps: Dependencies | None = None,
+    ) -> cached_pb2.BuildResult:
         duration = (time.perf_counter() - started) * 1000
         outputs = [cached_pb2.OutputFile(path=f.path, digest=f.digest, executable=f.executable) for f in record.outputs.files]
         total = sum(f.digest.size for f in record.outputs.files)
@@ -211,11 +217,13 @@ class BuildPipeline:
             decisions=events.decisions, phase_ms=events.phase_ms, output_files=len(outputs),
             output_bytes=total, bytes_ingested=bytes_ingested, duration_ms=duration,
         )
+        if deps is not None:
+            metrics.deps_method, metrics.deps_files, metrics.deps_bytes, metrics.deps_ms = deps.method, deps.files, deps.bytes, deps.ms
         events.emit(cached_pb2.BuildEvent(metrics=metrics))
         log.info("build", extra={"metrics": {"cache": cache, "reason": reason, "action_key": keys.action_key, "duration_ms": round(duration, 2), "phase_ms": dict(events.phase_ms), "output_files": len(outputs), "output_bytes": total}})
         return cached_pb2.BuildResult(
             action_key=keys.action_key, output_tree=record.output_tree, outputs=outputs, phase_ms=events.phase_ms,
-            duration_ms=duration, cache=cache, reason=reason, lockfile=record.lockfile, log=record.log,
+            duration_ms=duration, cache=cache, reason=reason, lockfile=lockfile, log=record.log,
         )
 
     async def _record_app(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None) -> None:
@@ -223,7 +231,6 @@ class BuildPipeline:
         record.CopyFrom(keys.app_record)
         record.last_build_unix_ms = int(time.time() * 1000)
         if previous is not None:
-            record.purge_watermark_ns = previous.purge_watermark_ns
             record.builds = previous.builds + 1
         else:
             record.builds = 1
@@ -234,55 +241,77 @@ class BuildPipeline:
     def workspace_path(self, spec: BuildSpec) -> Path:
         return self.settings.root / "work" / spec.tenant / spec.app
 
-    async def _build_miss(self, spec: BuildSpec, keys: Keys, flight: Flight[Any, Any]) -> _Built:
-        events = _Emitter(flight)
+    async def _build_miss(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, flight: Flight[Any, Any]) -> _Built:
+        events = FlightEvents(flight)
         deadline = time.monotonic() + spec.timeout_s
+        install_env = child_env(self._base_env, spec.env, install=True)
+        build_env = child_env(self._base_env, spec.env, install=False)
+        with Phase(events, "dependencies", 0.05, 0.65):  # type: ignore[arg-type]
+            deps = await self.deps.ensure(spec, keys.deps_key, previous.deps_key if previous else "", events, deadline, install_env)
         async with self._app_locks.get(spec.owner):
             workspace = Workspace(self.workspace_path(spec), self.store.blobs.open)
-            with Phase(events, "workspace", 0.05, 0.1):  # type: ignore[arg-type]
+            with Phase(events, "workspace", 0.65, 0.7):  # type: ignore[arg-type]
                 report = await asyncio.to_thread(workspace.reconcile, spec.files)
-            log.info("workspace reconciled", extra={"owner": spec.owner, "written": len(report.written), "removed": len(report.removed), "unchanged": report.unchanged})
+                await asyncio.to_thread(self.deps.place, deps, workspace.path)
+            log.info("workspace reconciled", extra={"owner": spec.owner, "written": len(report.written), "removed": len(report.removed), "unchanged": report.unchanged, "deps_method": deps.method})
+            events.log("stderr", f"[cached] node_modules: {deps.method} of {deps.files} files ({deps.bytes / 1e6:.1f} MB), in place in {deps.ms:.1f} ms", "cached")
             build_log = BuildLog()
-            if "package-lock.json" not in spec.by_path:
-                raise PreconditionFailed("package-lock.json is missing: this daemon builds only apps sent with their lockfile; run `npm install --package-lock-only` and send the lockfile too")
-            with Phase(events, "install", 0.1, 0.6):  # type: ignore[arg-type]
-                await self.steps.run(
-                    INSTALL_COMMAND, source="install", workspace=workspace.path,
-                    env=child_env(self._base_env, spec.env, install=True), network=True, deadline=deadline,
-                    emit=events.log, build_log=build_log, what="npm ci",
-                    binds=[(Path(self.settings.npm.cache_dir), Path(self.settings.npm.cache_dir), True)],
-                )
-            with Phase(events, "build", 0.6, 0.9):  # type: ignore[arg-type]
-                argv = ["npm", "run", spec.script]
-                if spec.mode != "production":
-                    argv += ["--", "--mode", spec.mode]
-                await self.steps.run(
-                    argv, source="build", workspace=workspace.path, env=child_env(self._base_env, spec.env, install=False),
-                    network=False, deadline=deadline, emit=events.log, build_log=build_log, what=f"npm run {spec.script}",
-                )
-                out_dir = await self._resolve_out_dir(spec, workspace.path, deadline, events, build_log)
-            with Phase(events, "ingest", 0.9, 0.97):  # type: ignore[arg-type]
-                out_path = (workspace.path / out_dir).resolve()
-                if not out_path.is_relative_to(workspace.path.resolve()):
-                    raise PreconditionFailed(f"build.outDir {out_dir!r} is outside the app; it must be inside the app's directory")
-                files, size = await asyncio.to_thread(check_outputs, out_path, out_dir)
-                tree_digest_, tree = await asyncio.to_thread(self._ingest, out_path)
-                log_digest = await asyncio.to_thread(self.store.blobs.put_bytes, build_log.text())
-            with Phase(events, "record", 0.97, 1.0):  # type: ignore[arg-type]
-                record = records_pb2.ActionRecord(
-                    outputs=tree, output_tree=tree_digest_.to_proto(), log=log_digest.to_proto(), deps_key=keys.deps_key,
-                    created_unix_ms=int(time.time() * 1000), tenant=spec.tenant, app=spec.app,
-                )
-                failpoint("build.before_record")
-                self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
-                entry: RootEntry = await asyncio.wrap_future(self.store.put_root(
-                    "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
-                    blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
-                ))
-                self.store.lease(trees=[tree_digest_])
-                failpoint("build.after_record")
-            del entry
-            return _Built(record, size)
+            with scratch_dir(self.settings.root, "build") as scratch:
+                overlay = None
+                if deps.method == "overlay":
+                    upper, work = scratch / "upper", scratch / "work"
+                    upper.mkdir()
+                    work.mkdir()
+                    overlay = Overlay(lower=deps.path, upper=upper, work=work, target=workspace.path / "node_modules")
+                    self._restore_vite_cache(spec, keys, upper, events)
+                with Phase(events, "build", 0.7, 0.9):  # type: ignore[arg-type]
+                    argv = ["npm", "run", spec.script]
+                    if spec.mode != "production":
+                        argv += ["--", "--mode", spec.mode]
+                    await self.steps.run(
+                        argv, source="build", workspace=workspace.path, env=build_env, network=False, deadline=deadline,
+                        emit=events.log, build_log=build_log, what=f"npm run {spec.script}", overlay=overlay,
+                    )
+                    out_dir = await self._resolve_out_dir(spec, workspace.path, deadline, build_env, overlay)
+                with Phase(events, "ingest", 0.9, 0.97):  # type: ignore[arg-type]
+                    out_path = (workspace.path / out_dir).resolve()
+                    if not out_path.is_relative_to(workspace.path.resolve()) or out_path == workspace.path.resolve():
+                        raise PreconditionFailed(f"build.outDir {out_dir!r} is outside the app; it must be a directory inside the app")
+                    files, size = await asyncio.to_thread(check_outputs, out_path, out_dir)
+                    tree_digest_, tree = await asyncio.to_thread(self._ingest, out_path)
+                    log_digest = await asyncio.to_thread(self.store.blobs.put_bytes, build_log.text())
+                with Phase(events, "record", 0.97, 1.0):  # type: ignore[arg-type]
+                    record = records_pb2.ActionRecord(
+                        outputs=tree, output_tree=tree_digest_.to_proto(), log=log_digest.to_proto(), deps_key=keys.deps_key,
+                        created_unix_ms=int(time.time() * 1000), tenant=spec.tenant, app=spec.app,
+                    )
+                    failpoint("build.before_record")
+                    self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
+                    await asyncio.wrap_future(self.store.put_root(
+                        "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
+                        blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
+                    ))
+                    failpoint("build.after_record")
+                if overlay is not None and self.vite_cache is not None:
+                    await self._save_vite_cache(spec, keys, overlay.upper, scratch / "vitecache")
+            return _Built(record, size, deps)
+
+    def _restore_vite_cache(self, spec: BuildSpec, keys: Keys, upper: Path, events: Any) -> None:
+        if self.vite_cache is None:
+            return
+        restored, reason, files = self.vite_cache.restore(spec.tenant, spec.app, keys.deps_key, upper)
+        if restored:
+            events.decision("vite", HIT, "hit", f"{files} files of .vite/.vite-temp/.tmp from the app's last build")
+        else:
+            detail = {"none": "no earlier build of this app left a cache", "deps_changed": "dependencies changed: the old cache was dropped", "evicted": "the saved cache is no longer in the store"}[reason]
+            events.decision("vite", MISS, "new_app" if reason == "none" else reason, detail)
+
+    async def _save_vite_cache(self, spec: BuildSpec, keys: Keys, upper: Path, staging: Path) -> None:
+        assert self.vite_cache is not None
+        try:
+            await asyncio.to_thread(self.vite_cache.save, spec.tenant, spec.app, keys.deps_key, upper, staging)
+        except Exception:  # noqa: BLE001 - the cache is an optimisation; the build stands
+            log.warning("could not save the Vite cache", exc_info=True, extra={"owner": spec.owner})
 
     def _ingest(self, out_path: Path) -> tuple[Digest, Any]:
         with self.store.ingesting():
@@ -290,7 +319,7 @@ class BuildPipeline:
         shutil.rmtree(out_path, ignore_errors=True)
         return digest, tree
 
-    async def _resolve_out_dir(self, spec: BuildSpec, workspace: Path, deadline: float, events: Any, build_log: BuildLog) -> str:
+    async def _resolve_out_dir(self, spec: BuildSpec, workspace: Path, deadline: float, env: dict[str, str], overlay: Overlay | None) -> str:
         """Vite's build.outDir: 'dist' unless the config says otherwise, then asked of Vite itself."""
         configs = [f for f in spec.by_path if f.startswith("vite.config.")]
         if not any(b"outDir" in (self._content(spec, c)) for c in configs):
@@ -298,7 +327,7 @@ class BuildPipeline:
         lines: list[str] = []
         await self.steps.run(
             ["node", "--input-type=module", "-e", OUT_DIR_PROBE, spec.mode], source="build", workspace=workspace,
-            env=child_env(self._base_env, spec.env, install=False), network=False, deadline=deadline,
+            env=env, network=False, deadline=deadline, overlay=overlay,
             emit=lambda stream, line, source: lines.append(line), build_log=BuildLog(), what="resolving build.outDir",
         )
         for line in lines:
@@ -313,6 +342,13 @@ class BuildPipeline:
             return f.content
         with self.store.blobs.open(f.digest) as handle:
             return handle.read()
+
+
+def with_lockfile(spec: BuildSpec, lockfile: bytes, hasher: Any) -> BuildSpec:
+    """The spec as if the caller had sent the resolved lockfile: its keys then match a later request that does."""
+    lock = SourceFile("package-lock.json", hasher.bytes(lockfile), False, lockfile)
+    files = tuple(sorted((*spec.files, lock), key=lambda f: f.path))
+    return replace(spec, files=files, by_path={f.path: f for f in files})
 
 
 __all__ = ["BuildPipeline", "PipelineSettings", "BuildError"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cached.build.errors import BuildFailed, BuildTimeout
-from cached.sandbox import RunResult, Sandbox, SandboxSpec
+from cached.sandbox import Overlay, RunResult, Sandbox, SandboxSpec
 
 log = logging.getLogger("cached.build.steps")
 
@@ -74,6 +74,7 @@ class StepRunner:
         emit: Callable[[str, str, str], None],
         build_log: BuildLog,
         binds: Sequence[tuple[Path, Path, bool]] = (),
+        overlay: Overlay | None = None,
         what: str,
     ) -> RunResult:
         """Runs one child; raises BuildFailed (with the log tail) or BuildTimeout."""
@@ -83,7 +84,7 @@ class StepRunner:
                 raise BuildTimeout(f"the build's deadline passed before {what} could start")
             spec = SandboxSpec(
                 argv=argv, workspace=workspace, env=env, network=network, hide=self.hide,
-                binds=tuple(binds), uid=self.uid, gid=self.gid, timeout=remaining,
+                binds=tuple(binds), overlay=overlay, uid=self.uid, gid=self.gid, timeout=remaining,
             )
             self.processes_started += 1
             log.info("child start", extra={"step": source, "argv": argv, "workspace": str(workspace)})

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from cached.build.environment import NpmSettings
 from cached.build.pipeline import BuildPipeline, PipelineSettings
 from cached.build.request import Limits
+from cached.build.scratch import clear_scratch
 from cached.build.steps import StepRunner
 from cached.build.toolchain import probe_toolchain
 from cached.sandbox import Sandbox
@@ -49,6 +50,10 @@ class DaemonConfig:
     limits: Limits = field(default_factory=Limits)
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
+    deps_import: str = "auto"
+    allow_install_scripts: tuple[str, ...] = ()
+    resolution_ttl_s: float = 24 * 3600.0
+    vite_cache: bool = True
 
 
 def npm_settings(cache_dir: Path) -> NpmSettings:
@@ -84,9 +89,15 @@ class Daemon:
         self.npm = npm_settings(npm_cache)
         self.sandbox = Sandbox(config.sandbox)
         self.store = Store.open(root, digest_function=config.digest_function)
+        clear_scratch(root)
+        overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
         hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
         self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid)
-        self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid))
+        self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
+            root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
+            deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
+            resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
+        ))
         self.builder = BuilderService(self.pipeline, self.store, config.limits)
         self.server: grpc.aio.Server | None = None
         self.port = 0

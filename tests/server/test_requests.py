@@ -34,7 +34,6 @@ BAD_CASES = [
     ("no_script", lambda f: f, {"build_script": "deploy"}, grpc.StatusCode.INVALID_ARGUMENT, "deploy"),
     ("bad_json", lambda f: {**f, "package.json": b"{"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "JSON"),
     ("inline_too_big", lambda f: {**f, "public/big.bin": b"x" * ((1 << 20) + 1)}, {}, grpc.StatusCode.INVALID_ARGUMENT, "UploadBlobs"),
-    ("no_lockfile", lambda f: {k: v for k, v in f.items() if k != "package-lock.json"}, {}, grpc.StatusCode.FAILED_PRECONDITION, "lockfile"),
 ]
 
 

@@ -194,7 +194,8 @@ def test_concurrent_identical_requests_run_one_build_and_a_cancelled_waiter_does
     assert len(keys) == 1
     outputs = {tuple((o.path, o.digest) for o in r.outputs) for r in results}  # type: ignore[attr-defined]
     assert len(outputs) == 1
-    assert after - before == 2  # one npm ci, one npm run build
+    installs = 1 if any(d.layer == "deps" and d.result == "miss" for r in results for d in r.decisions) else 0  # type: ignore[attr-defined]
+    assert after - before == 1 + installs  # one npm run build (and one npm ci if these deps were new)
     reasons = sorted(d.result for r in results for d in r.decisions if d.layer == "action")  # type: ignore[attr-defined]
     assert reasons.count("coalesced") >= 1
 

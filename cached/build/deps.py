@@ -1,0 +1,199 @@
+"""The dependency layer: node_modules from the store, npm only for a deps key never seen.
+
+A deps key is installed once (single flight), in a scratch dir holding only
+the files the key is made of, then its node_modules is moved into the store
+as a tree and materialised read-only under ``trees/``. Builds see it through
+an overlay (lower: the tree, upper: the build's scratch), so mounting is O(1)
+whatever the size and nothing a build writes reaches the tree.
+
+This module never hardlinks store blobs into a directory the sandbox will
+chown (the workspace under a root daemon): a hardlink shares the inode, so
+the chown would hand the blob to the sandbox user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cached.build.errors import BuildFailed
+from cached.build.events import FlightEvents, Phase
+from cached.build.reasons import diff_maps
+from cached.build.request import BuildSpec
+from cached.build.scratch import scratch_dir
+from cached.build.singleflight import Flight, SingleFlight
+from cached.build.steps import BuildLog, StepRunner
+from cached.digest import Digest
+from cached.store import Store, TreeNotFound
+from cached.v1 import cached_pb2, records_pb2
+
+log = logging.getLogger("cached.build.deps")
+
+HIT = cached_pb2.CacheDecision.HIT
+MISS = cached_pb2.CacheDecision.MISS
+COALESCED = cached_pb2.CacheDecision.COALESCED
+IMPORT_METHODS = ("auto", "overlay", "hardlink", "copy", "symlink")
+MAX_NAMED = 5
+
+
+def install_commands(allow_scripts: tuple[str, ...]) -> list[list[str]]:
+    """The exact npm command lines, in order; part of the deps key."""
+    commands = [["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"]]
+    if allow_scripts:
+        commands.append(["npm", "rebuild", "--ignore-scripts=false", *sorted(allow_scripts)])
+    return commands
+
+
+def lockfile_packages(lockfile: bytes | None) -> dict[str, str]:
+    """``node_modules/<name>`` -> version, from a v2/v3 lockfile (empty when unreadable)."""
+    try:
+        data = json.loads(lockfile or b"{}")
+    except ValueError:
+        return {}
+    packages = data.get("packages") if isinstance(data, dict) else None
+    if not isinstance(packages, dict):
+        return {}
+    return {k: str(v.get("version", "")) for k, v in packages.items() if k and isinstance(v, dict)}
+
+
+def describe_package_changes(before: dict[str, str], after: dict[str, str]) -> str:
+    changed = diff_maps(before, after)
+    parts = []
+    for key in changed[:MAX_NAMED]:
+        name = key.rsplit("node_modules/", 1)[-1]
+        old, new = before.get(key), after.get(key)
+        parts.append(f"{name} added ({new})" if old is None else f"{name} removed ({old})" if new is None else f"{name} {old} -> {new}")
+    more = len(changed) - MAX_NAMED
+    return ", ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+@dataclass
+class Dependencies:
+    """node_modules for one build: where the read-only tree is and how to put it in place."""
+
+    deps_key: str
+    tree: Digest
+    path: Path
+    files: int
+    bytes: int
+    method: str
+    ms: float
+
+
+class DependencyLayer:
+    def __init__(self, store: Store, steps: StepRunner, root: Path, *, npm_cache: Path, method: str, overlay_ok: bool, allow_scripts: tuple[str, ...] = ()) -> None:
+        if method not in IMPORT_METHODS:
+            raise ValueError(f"deps import method must be one of {IMPORT_METHODS}")
+        self.store = store
+        self.steps = steps
+        self.root = root
+        self.npm_cache = npm_cache
+        self.allow_scripts = allow_scripts
+        self.commands = install_commands(allow_scripts)
+        if method == "auto":
+            method = "overlay" if overlay_ok else "hardlink"
+        if method == "overlay" and not overlay_ok:
+            raise ValueError("overlay mounts are not available here; choose deps import method hardlink or copy")
+        self.method = method
+        self._flights: SingleFlight[records_pb2.DepsRecord, Any] = SingleFlight()
+
+    async def ensure(self, spec: BuildSpec, deps_key: str, previous_deps_key: str, events: Any, deadline: float, env: dict[str, str]) -> Dependencies:
+        """The materialised tree for this deps key, installing it first if it was never seen."""
+        started = time.perf_counter()
+        root = self.store.get_root("deps", deps_key.encode())
+        record: records_pb2.DepsRecord
+        if root is not None:
+            record = records_pb2.DepsRecord.FromString(root.value)
+            events.decision("deps", HIT, "hit", f"{record.files} files from the store")
+        else:
+            reason, detail = self._miss_reason(spec, previous_deps_key)
+            events.decision("deps", MISS, reason, detail)
+            record, coalesced = await self._flights.run(
+                deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env), listener=lambda apply: apply(events),
+            )
+            if coalesced:
+                events.decision("deps", COALESCED, "coalesced", "the same dependencies were being installed for another build")
+        tree = Digest.from_proto(record.tree)
+        try:
+            path = await asyncio.to_thread(self.store.trees.materialise, tree)
+        except TreeNotFound:
+            raise BuildFailed("the dependency tree's blobs are missing from the store; purge the deps entry and build again", []) from None
+        return Dependencies(deps_key, tree, path, record.files, record.bytes, self.method, (time.perf_counter() - started) * 1000)
+
+    def _miss_reason(self, spec: BuildSpec, previous_deps_key: str) -> tuple[str, str]:
+        if not previous_deps_key:
+            return "new_deps", "these dependencies were never installed here"
+        previous = self.store.get_root("deps", previous_deps_key.encode(), lease=False)
+        if previous is None:
+            return "deps_changed", "dependencies changed (the previous ones are no longer in the store)"
+        before = dict(records_pb2.DepsRecord.FromString(previous.value).packages)
+        lock = spec.by_path.get("package-lock.json")
+        after = lockfile_packages(lock.content if lock else None)
+        detail = describe_package_changes(before, after)
+        return "deps_changed", f"dependencies changed: {detail}" if detail else "dependencies changed (package.json, .npmrc, patches/ or install scripts)"
+
+    async def _install(self, spec: BuildSpec, deps_key: str, flight: Flight[Any, Any], deadline: float, env: dict[str, str]) -> records_pb2.DepsRecord:
+        emit = FlightEvents(flight)
+        with scratch_dir(self.root, "install") as scratch:
+            await asyncio.to_thread(self._write_inputs, spec, scratch)
+            started = time.perf_counter()
+            with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
+                for argv in self.commands:
+                    await self.steps.run(
+                        argv, source="install", workspace=scratch, env=env, network=True, deadline=deadline,
+                        emit=emit.log, build_log=BuildLog(), what=" ".join(argv[:2]), binds=[(self.npm_cache, self.npm_cache, True)],
+                    )
+            install_ms = (time.perf_counter() - started) * 1000
+            node_modules = scratch / "node_modules"
+            if not node_modules.is_dir():
+                node_modules.mkdir()  # an app without dependencies still gets an (empty) tree
+            with Phase(emit, "ingest_deps", 0.6, 0.65):  # type: ignore[arg-type]
+                tree_digest, tree = await asyncio.to_thread(self._ingest, node_modules)
+            lock = spec.by_path["package-lock.json"]
+            record = records_pb2.DepsRecord(
+                tree=tree_digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
+                packages=lockfile_packages(lock.content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
+            )
+            await asyncio.wrap_future(self.store.put_root("deps", deps_key.encode(), record.SerializeToString(), trees=(tree_digest,), owner=spec.owner))
+            log.info("dependencies installed", extra={"deps_key": deps_key, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})
+            return record
+
+    def _write_inputs(self, spec: BuildSpec, scratch: Path) -> None:
+        """Only what the deps key is made of: the install cannot depend on anything else."""
+        for f in spec.files:
+            if f.path in ("package.json", "package-lock.json", ".npmrc") or f.path.startswith("patches/"):
+                target = scratch / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if f.content is not None:
+                    target.write_bytes(f.content)
+                else:
+                    with self.store.blobs.open(f.digest) as src:
+                        target.write_bytes(src.read())
+
+    def _ingest(self, node_modules: Path) -> tuple[Digest, Any]:
+        with self.store.ingesting():
+            return self.store.trees.ingest(node_modules, move=True)
+
+    def place(self, deps: Dependencies, workspace: Path) -> None:
+        """For the methods other than overlay: put node_modules into the workspace before the build."""
+        target = workspace / "node_modules"
+        if deps.method == "overlay":
+            return
+        if deps.method == "symlink":
+            os.symlink(deps.path, target)
+            return
+        tree = self.store.trees.load(deps.tree)
+        if deps.method == "hardlink":
+            try:
+                self.store.trees.link_out(tree, target)
+                return
+            except OSError as e:
+                log.warning("hardlinks failed, copying node_modules", extra={"error": str(e)})
+                deps.method = "copy"
+        self.store.trees.copy_out(tree, target)
