@@ -123,9 +123,14 @@ class Index:
         if stale:
             log.info("cleared %d stale LMDB reader slots", stale)
         self.dbs: dict[str, Any] = {}
-        with self.env.begin(write=True) as txn:
-            for name in DATABASES:
-                self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for name in DATABASES:
+                        self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+                break
+            except lmdb.MapFullError:  # a tiny initial map: grow before anyone reads
+                self.env.set_mapsize(int(self.env.info()["map_size"]) * 2)
         self.write_txn_count = 0
         self.map_growths = 0
         self._gate = _ReadGate()
