@@ -1,0 +1,56 @@
+"""A sliding-window limiter: at most N API calls per window, shared by every deploy of the daemon.
+
+Cloudflare allows 1,200 requests per 5 minutes per token. One limiter per
+token (``for_token``) is shared by every client of the process, so parallel
+deploys together stay under it: a caller waits for a slot instead of being
+answered 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable
+
+REQUESTS = 1200
+WINDOW_S = 300.0
+
+
+class RateLimiter:
+    def __init__(self, limit: int = REQUESTS, window_s: float = WINDOW_S, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self.waits = 0  # how often a caller had to wait (a figure for logs and tests)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= self.window_s:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                self.waits += 1
+                await asyncio.sleep(self._sent[0] + self.window_s - now)
+
+    def in_window(self) -> int:
+        now = self._clock()
+        return sum(1 for t in self._sent if now - t < self.window_s)
+
+
+_BY_TOKEN: dict[str, RateLimiter] = {}
+
+
+def for_token(token: str, limit: int = REQUESTS, window_s: float = WINDOW_S) -> RateLimiter:
+    """The process-wide limiter of a token (keyed by the token's hash, never the token itself)."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    limiter = _BY_TOKEN.get(key)
+    if limiter is None:
+        limiter = _BY_TOKEN[key] = RateLimiter(limit, window_s)
+    return limiter

@@ -1,0 +1,179 @@
+"""The local target: the same bundle a Cloudflare deploy makes, written to a directory, served by Miniflare.
+
+Layout under the local deploy root (the daemon's ``deploy_dir``)::
+
+    <script name>/v<sequence>/worker.mjs      the generated Worker module
+                             /wrangler.json   a wrangler-compatible config (assets, vars, R2 binding)
+                             /assets/...      the static assets (files up to the asset limit)
+                             /r2/<key>        files over the limit, keyed as in R2; seeded into Miniflare's local R2
+                             /.dev.vars       secrets, 0600, only when the deploy has some (wrangler's convention)
+    <script name>/current -> v<sequence>      the production version (a rollback moves it)
+
+Files are copied out of the store, never hardlinked: Miniflare (or a person)
+may run with rights that ignore the store's read-only bits, and a write through
+a hardlink would change a blob. A version directory is written under a
+temporary name and renamed into place, so a half-written bundle is never seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO
+
+from cached.deploy.assets import BlobSource, Manifest
+from cached.deploy.errors import DeployError
+from cached.digest import Digest
+
+ASSETS_DIR = "assets"
+R2_DIR = "r2"
+LOCAL_BUCKET = "cached-local-large-files"
+
+
+class LocalBundles:
+    def __init__(self, root: Path, blobs: BlobSource, *, keep: int = 10) -> None:
+        self.root = root
+        self.blobs = blobs
+        self.keep = keep
+
+    def version_dir(self, name: str, sequence: int) -> Path:
+        return self.root / name / f"v{sequence}"
+
+    def current(self, name: str) -> Path | None:
+        link = self.root / name / "current"
+        return link.resolve() if link.is_symlink() else None
+
+    def write(
+        self, name: str, sequence: int, manifest: Manifest, module: str, config: dict[str, object],
+        r2_keys: dict[str, str], secrets: dict[str, str],
+    ) -> Path:
+        """Writes version ``sequence`` of ``name`` (blocking: run it in a thread). ``r2_keys``: path -> key."""
+        app_dir = self.root / name
+        app_dir.mkdir(parents=True, exist_ok=True)
+        final = self.version_dir(name, sequence)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-v{sequence}-", dir=app_dir))
+        try:
+            (tmp / "worker.mjs").write_text(module)
+            (tmp / "wrangler.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            assets = tmp / ASSETS_DIR
+            assets.mkdir()
+            for a in manifest.assets:
+                self._copy(a.digest, assets / a.path)
+            for f in manifest.large:
+                self._copy(f.digest, tmp / R2_DIR / r2_keys[f.path])
+            if secrets:
+                fd = os.open(tmp / ".dev.vars", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.writelines(f"{k}={json.dumps(v)}\n" for k, v in sorted(secrets.items()))
+            if final.exists():  # left by a deploy that failed after writing it
+                shutil.rmtree(final)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def activate(self, name: str, sequence: int) -> Path:
+        """Points ``current`` at a version: a symlink replaced by rename, atomic for readers."""
+        target = self.version_dir(name, sequence)
+        if not target.is_dir():
+            raise DeployError(f"local bundle {target} is gone")
+        link = self.root / name / "current"
+        tmp = link.with_name(f".current-{os.getpid()}-{time.monotonic_ns()}")
+        tmp.symlink_to(target.name)
+        tmp.replace(link)
+        return target
+
+    def prune(self, name: str, keep: set[int]) -> None:
+        """Removes version directories not in ``keep`` (the newest ones and the live one)."""
+        app_dir = self.root / name
+        for child in app_dir.glob("v*"):
+            if child.is_dir() and child.name[1:].isdigit() and int(child.name[1:]) not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+    def _copy(self, digest: Digest, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.blobs.open(digest) as src, open(dest, "xb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+def miniflare_dir() -> Path:
+    """Where Miniflare is installed (``npm ci`` in tools/miniflare); ``CACHED_MINIFLARE_DIR`` overrides."""
+    env = os.environ.get("CACHED_MINIFLARE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "tools" / "miniflare"
+
+
+class MiniflareServer:
+    """Runs ``tools/miniflare/serve.mjs`` on a bundle, on 127.0.0.1; ``url`` once it is ready."""
+
+    def __init__(self, bundle: Path, *, port: int = 0, tools: Path | None = None, node: str = "node") -> None:
+        self.bundle = bundle
+        self.port = port
+        self.tools = tools or miniflare_dir()
+        self.node = node
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: deque[str] = deque(maxlen=200)  # the last lines Miniflare printed
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        script = self.tools / "serve.mjs"
+        if not (self.tools / "node_modules" / "miniflare").is_dir():
+            raise DeployError(f"Miniflare is not installed: run `npm ci` in {self.tools}")
+        self.proc = subprocess.Popen(
+            [self.node, str(script), "--bundle", str(self.bundle), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("url"):
+                self.url = str(data["url"]).rstrip("/")
+                for stream in (self.proc.stdout, self.proc.stderr):  # drained, so workerd never blocks on a full pipe
+                    threading.Thread(target=_drain, args=(stream, self.output), daemon=True).start()
+                return self.url
+        err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        self.stop()
+        raise DeployError(f"Miniflare did not start on {self.bundle}: {err.strip()[-2000:]}")
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        return self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> "MiniflareServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _drain(stream: "IO[str] | None", into: deque[str]) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        into.append(line.rstrip("\n"))

@@ -1,0 +1,104 @@
+"""Publishing one version on Cloudflare: assets, the worker, a version, a deployment.
+
+The order follows wrangler's: the upload session lists only the hashes
+Cloudflare lacks, those are sent in buckets (a few at once), the completion
+token goes into the version's metadata. A worker that does not exist yet is
+created with a placeholder that serves no app (a 503), so a first *preview*
+never puts an unreviewed version live; the app is then uploaded as a version,
+and only a production deploy makes a deployment of it at 100%.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cached.deploy.assets import Asset, BlobSource, Manifest, base64_of
+from cached.deploy.cloudflare import CloudflareApi
+from cached.deploy.errors import DeployError
+from cached.deploy.worker import MAIN_MODULE, placeholder_metadata, placeholder_module
+
+log = logging.getLogger("cached.deploy.publish")
+
+PARALLEL_BUCKETS = 3
+
+
+@dataclass(frozen=True)
+class Published:
+    version_id: str
+    urls: list[str]
+    assets_uploaded: int
+    created: bool  # the worker was created by this deploy
+
+
+class CloudflarePublisher:
+    def __init__(self, api: CloudflareApi, blobs: BlobSource, *, parallel_buckets: int = PARALLEL_BUCKETS) -> None:
+        self.api = api
+        self.blobs = blobs
+        self.parallel_buckets = parallel_buckets
+        self._subdomain: str | None = None
+
+    async def publish(
+        self, name: str, manifest: Manifest, module: str, metadata_for: Callable[[str], dict[str, object]], *,
+        production: bool, message: str,
+    ) -> Published:
+        created = await self.ensure_worker(name)
+        jwt, uploaded = await self.sync_assets(name, manifest)
+        version = await self.api.upload_version(name, metadata_for(jwt), {MAIN_MODULE: module})
+        version_id = str((version or {}).get("id") or "")
+        if not version_id:
+            raise DeployError(f"Cloudflare accepted a version of {name} but returned no version id")
+        if production:
+            await self.api.deploy_version(name, version_id, message=message)
+        sub = await self.subdomain()
+        preview = f"https://{version_id[:8]}-{name}.{sub}.workers.dev"
+        urls = [f"https://{name}.{sub}.workers.dev", preview] if production else [preview]
+        return Published(version_id, urls, uploaded, created)
+
+    async def rollback(self, name: str, version_id: str, *, force: bool, message: str) -> list[str]:
+        await self.api.deploy_version(name, version_id, message=message, force=force)
+        sub = await self.subdomain()
+        return [f"https://{name}.{sub}.workers.dev", f"https://{version_id[:8]}-{name}.{sub}.workers.dev"]
+
+    async def ensure_worker(self, name: str) -> bool:
+        """Creates the worker (placeholder, workers.dev and previews on) unless it exists."""
+        if await self.api.worker_exists(name):
+            return False
+        await self.api.put_script(name, placeholder_metadata(), {MAIN_MODULE: placeholder_module()})
+        await self.api.enable_subdomain(name)
+        log.info("worker created", extra={"script": name})
+        return True
+
+    async def sync_assets(self, name: str, manifest: Manifest) -> tuple[str, int]:
+        """Sends only what Cloudflare asks for; returns the completion token and how many files were sent."""
+        jwt, buckets = await self.api.upload_session(name, manifest.upload_manifest())
+        buckets = [b for b in buckets if b]
+        if not buckets:
+            return jwt, 0
+        by_hash = manifest.by_hash()
+        unknown = [h for b in buckets for h in b if h not in by_hash]
+        if unknown:
+            raise DeployError(f"Cloudflare asked for {len(unknown)} asset hashes that are not in the manifest (first: {unknown[0]})")
+        gate = asyncio.Semaphore(self.parallel_buckets)
+
+        async def send(bucket: list[str]) -> str | None:
+            async with gate:
+                parts = await asyncio.to_thread(self._parts, [by_hash[h] for h in bucket])
+                return await self.api.upload_bucket(jwt, parts)
+
+        tokens = await asyncio.gather(*(send(b) for b in buckets))
+        completion = next((t for t in reversed(tokens) if t), None)
+        if completion is None:
+            raise DeployError(f"Cloudflare received every asset of {name} but returned no completion token")
+        return completion, sum(len(b) for b in buckets)
+
+    def _parts(self, assets: list[Asset]) -> list[tuple[str, bytes, str]]:
+        return [(a.hash, base64_of(self.blobs, a.digest), a.content_type) for a in assets]
+
+    async def subdomain(self) -> str:
+        if self._subdomain is None:
+            self._subdomain = await self.api.account_subdomain()
+        return self._subdomain
+
