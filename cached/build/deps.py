@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cached.build.errors import BuildFailed
 from cached.build.events import FlightEvents, Phase
 from cached.build.reasons import diff_maps
 from cached.build.request import BuildSpec
@@ -30,7 +29,7 @@ from cached.build.scratch import scratch_dir
 from cached.build.singleflight import Flight, SingleFlight
 from cached.build.steps import BuildLog, StepRunner
 from cached.digest import Digest
-from cached.store import Store, TreeNotFound
+from cached.store import BlobNotFound, Store, TreeNotFound
 from cached.v1 import cached_pb2, records_pb2
 
 log = logging.getLogger("cached.build.deps")
@@ -107,24 +106,38 @@ class DependencyLayer:
         """The materialised tree for this deps key, installing it first if it was never seen."""
         started = time.perf_counter()
         root = self.store.get_root("deps", deps_key.encode())
-        record: records_pb2.DepsRecord
         if root is not None:
             record = records_pb2.DepsRecord.FromString(root.value)
-            events.decision("deps", HIT, "hit", f"{record.files} files from the store")
+            try:
+                path = await asyncio.to_thread(self._materialise, Digest.from_proto(record.tree))
+                events.decision("deps", HIT, "hit", f"{record.files} files from the store")
+                return self._dependencies(deps_key, record, path, started)
+            except (TreeNotFound, BlobNotFound, FileNotFoundError) as e:
+                # A blob went missing under us (deleted by hand, or quarantined): install afresh.
+                log.warning("dependency tree unusable, reinstalling", extra={"deps_key": deps_key, "error": str(e)})
+                await asyncio.wrap_future(self.store.delete_roots("deps", [deps_key.encode()]))
+                events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
         else:
             reason, detail = self._miss_reason(spec, previous_deps_key)
             events.decision("deps", MISS, reason, detail)
-            record, coalesced = await self._flights.run(
-                deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env), listener=lambda apply: apply(events),
-            )
-            if coalesced:
-                events.decision("deps", COALESCED, "coalesced", "the same dependencies were being installed for another build")
-        tree = Digest.from_proto(record.tree)
-        try:
-            path = await asyncio.to_thread(self.store.trees.materialise, tree)
-        except TreeNotFound:
-            raise BuildFailed("the dependency tree's blobs are missing from the store; purge the deps entry and build again", []) from None
-        return Dependencies(deps_key, tree, path, record.files, record.bytes, self.method, (time.perf_counter() - started) * 1000)
+        record, coalesced = await self._flights.run(
+            deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env), listener=lambda apply: apply(events),
+        )
+        if coalesced:
+            events.decision("deps", COALESCED, "coalesced", "the same dependencies were being installed for another build")
+        path = await asyncio.to_thread(self._materialise, Digest.from_proto(record.tree))
+        return self._dependencies(deps_key, record, path, started)
+
+    def _materialise(self, tree: Digest) -> Path:
+        """The read-only tree, rebuilt from the blobs (no npm) when its directory was deleted."""
+        path = self.store.trees.materialise(tree)
+        if not path.is_dir():
+            self.store.trees.forget_materialised({path.name})
+            path = self.store.trees.materialise(tree)
+        return path
+
+    def _dependencies(self, deps_key: str, record: records_pb2.DepsRecord, path: Path, started: float) -> Dependencies:
+        return Dependencies(deps_key, Digest.from_proto(record.tree), path, record.files, record.bytes, self.method, (time.perf_counter() - started) * 1000)
 
     def _miss_reason(self, spec: BuildSpec, previous_deps_key: str) -> tuple[str, str]:
         if not previous_deps_key:
