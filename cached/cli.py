@@ -37,6 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.max_children:
         config.max_children = args.max_children
+    if args.token_file:
+        config.token_file = Path(args.token_file)
     try:
         daemon = Daemon(config)
     except (StoreLockedError, SandboxUnavailable, RuntimeError, ValueError) as e:
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolution-ttl", type=float, default=24 * 3600.0, help="seconds a lockfile resolved for an app without one is reused")
     serve.add_argument("--no-vite-cache", action="store_true", help="do not keep .vite/.vite-temp/.tmp between an app's builds")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TOKEN' (Builder, ContentStore) or 'admin:TOKEN' (everything); required to listen beyond loopback")
     serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
     serve.set_defaults(func=cmd_serve)
 

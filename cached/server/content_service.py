@@ -92,7 +92,8 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
             if actual != expected:
                 raise InvalidRequest("data", f"content hashes to {actual}, not the announced {expected}; nothing was stored")
             digest = await asyncio.to_thread(self.store.blobs.put_file, handle.name, False, move=True)
-            self.store.blobs.note_owner(tenant, [digest])
+            # Answer only once the tenant owns it: a FindMissingBlobs or a Build right after must see it.
+            await asyncio.wrap_future(self.store.blobs.note_owner(tenant, [digest]))
             return digest
         finally:
             try:

@@ -28,6 +28,7 @@ from cached.build.steps import StepRunner
 from cached.build.toolchain import probe_toolchain
 from cached.sandbox import Sandbox
 from cached.server.admin_service import AdminService
+from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
 from cached.server.content_service import ContentService
 from cached.store import Store
@@ -50,6 +51,8 @@ class DaemonConfig:
     limits: Limits = field(default_factory=Limits)
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
+    tokens: Tokens = field(default_factory=Tokens)  # bearer tokens; required beyond loopback
+    token_file: Path | None = None  # lines 'build:TOKEN' / 'admin:TOKEN', added to tokens
     deps_import: str = "auto"
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
@@ -78,6 +81,10 @@ def service_names() -> list[str]:
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
+        if config.token_file is not None:
+            file_tokens = load_token_file(config.token_file)
+            config.tokens = Tokens(config.tokens.build + file_tokens.build, config.tokens.admin + file_tokens.admin)
+        check_listen(config.listen, config.tokens)  # before anything is opened or locked
         root = config.root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -108,7 +115,7 @@ class Daemon:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)] if self.config.tokens else None)
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
         cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root), server)

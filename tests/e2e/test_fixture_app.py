@@ -58,3 +58,25 @@ def test_removed_files_leave_no_trace_and_a_changed_file_is_named(daemon: Daemon
     assert edited.cache == "miss"
     assert action(edited).reason == "sources_changed"
     assert "src/App.tsx" in action(edited).detail and "(1 file)" in action(edited).detail
+
+
+def test_a_second_app_with_the_same_dependencies_never_runs_npm_and_builds_identically(daemon: DaemonProcess, fixture_app: Path, clean_build: dict[str, bytes], tmp_path: Path) -> None:
+    import json
+
+    app = tmp_path / "twin"
+    shutil.copytree(fixture_app, app)
+    for name in ("package.json", "package-lock.json"):
+        data = json.loads((app / name).read_text())
+        data["name"] = "a-different-app"
+        if name == "package-lock.json":
+            data["packages"][""]["name"] = "a-different-app"
+        (app / name).write_text(json.dumps(data, indent=2) + "\n")
+    with Client(daemon.address) as client:
+        client.build(files=app_files(fixture_app), app="fixture", tenant="e2e")  # the dependencies are known (or become so)
+        before = client.stats().processes_started
+        twin = client.build(files=app_files(app), app="twin", tenant="e2e")
+        assert client.stats().processes_started - before == 1  # vite build only
+        assert outputs(client, "e2e", twin) == clean_build
+    deps = [d for d in twin.decisions if d.layer == "deps"]
+    assert [d.result for d in deps] == ["hit"]
+    assert twin.metrics.deps_method == "overlay" and twin.metrics.deps_files > 20000
