@@ -1,12 +1,22 @@
 """A Python client for the cached daemon: build apps, move blobs, ask for stats.
 
-Typed results, errors as exceptions that carry the gRPC status, events
-delivered as they arrive. Files up to 1 MiB travel inline; larger ones are
-uploaded first, and only those the daemon lacks.
+Typed results (dataclasses), errors as ``CachedError`` subclasses that carry
+the gRPC status and the daemon's message, events delivered as they arrive,
+cancellation that cancels the build. Files up to 1 MiB travel inline; larger
+ones are uploaded first, and only those the daemon lacks.
 """
 
-from cached_client.client import AsyncClient, Client
-from cached_client.files import collect_files
-from cached_client.types import BuildResult, CachedError, Decision, OutputFile
+from cached_client.client import AsyncClient, BuildCall, Client, digest_of
+from cached_client.files import AppFile, collect_files
+from cached_client.types import (
+    AppStats, BuildFailed, BuildResult, BuildTimeout, CachedError, Cancelled, Decision, DeployOptions, DeployResult,
+    Digest, InvalidRequest, Metrics, NotFound, OutputFile, PermissionDenied, ResourceExhausted, Stats, Unauthenticated,
+    Unavailable,
+)
 
-__all__ = ["AsyncClient", "BuildResult", "CachedError", "Client", "Decision", "OutputFile", "collect_files"]
+__all__ = [
+    "AppFile", "AppStats", "AsyncClient", "BuildCall", "BuildFailed", "BuildResult", "BuildTimeout", "CachedError",
+    "Cancelled", "Client", "Decision", "DeployOptions", "DeployResult", "Digest", "InvalidRequest", "Metrics", "NotFound",
+    "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "Unauthenticated", "Unavailable", "collect_files",
+    "digest_of",
+]

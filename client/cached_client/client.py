@@ -1,4 +1,11 @@
-"""Blocking and asyncio clients over one gRPC channel."""
+"""Blocking and asyncio clients over one gRPC channel.
+
+Events reach ``on_event`` (or the iterator of ``start_build``) as the daemon
+sends them. Cancelling a call cancels the build on the daemon (unless another
+identical request is waiting on the same build): ``BuildCall.cancel()``, an
+exception raised by ``on_event``, KeyboardInterrupt, or cancelling the asyncio
+task that awaits ``AsyncClient.build``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,19 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import blake3
 import grpc
+import xxhash
 
 from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, tree_pb2
 from cached_client.files import AppFile, collect_files
-from cached_client.types import BuildResult, CachedError, Decision, OutputFile
+from cached_client.types import (
+    BuildResult, CachedError, Decision, DeployOptions, DeployResult, Digest, Metrics, OutputFile, Stats,
+)
 
-INLINE_LIMIT = 1 << 20
+INLINE_LIMIT = 1 << 20  # files up to this size travel inside the BuildRequest
 UPLOAD_CHUNK = 1 << 20
 MAX_MESSAGE_BYTES = 64 << 20
 CHANNEL_OPTIONS = [
@@ -24,22 +34,35 @@ CHANNEL_OPTIONS = [
 ]
 
 EventCallback = Callable[[cached_pb2.BuildEvent], None]
+DigestLike = Union[Digest, tree_pb2.Digest, OutputFile]
+Files = Union[Sequence[AppFile], dict[str, bytes]]
 
 
-def digest_of(content: bytes) -> tree_pb2.Digest:
+def digest_of(content: bytes, function: str = "blake3") -> tree_pb2.Digest:
+    if function == "xxh3_128":
+        return tree_pb2.Digest(hash=xxhash.xxh3_128_hexdigest(content), size=len(content), function=tree_pb2.XXH3_128)
+    if function != "blake3":
+        raise ValueError(f"digest function {function!r}: use 'blake3' or 'xxh3_128'")
     return tree_pb2.Digest(hash=blake3.blake3(content).hexdigest(), size=len(content), function=tree_pb2.BLAKE3)
 
 
 def digest_text(d: tree_pb2.Digest) -> str:
-    name = "xxh3_128" if d.function == tree_pb2.XXH3_128 else "blake3"
-    return f"{name}:{d.hash}/{d.size}"
+    return str(Digest.from_proto(d))
+
+
+def _digest_proto(d: DigestLike) -> tree_pb2.Digest:
+    if isinstance(d, tree_pb2.Digest):
+        return d
+    if isinstance(d, OutputFile):
+        return d.digest_ref.to_proto()
+    return d.to_proto()
 
 
 def _metadata(token: str | None) -> list[tuple[str, str]] | None:
     return [("authorization", f"Bearer {token}")] if token else None
 
 
-def _files(app_dir: str | os.PathLike[str] | None, files: Sequence[AppFile] | dict[str, bytes] | None) -> list[AppFile]:
+def _files(app_dir: str | os.PathLike[str] | None, files: Files | None) -> list[AppFile]:
     if app_dir is not None:
         return collect_files(app_dir)
     if isinstance(files, dict):
@@ -49,20 +72,33 @@ def _files(app_dir: str | os.PathLike[str] | None, files: Sequence[AppFile] | di
     return list(files)
 
 
-def _request(files: list[AppFile], big: set[str], *, tenant: str, app: str, mode: str, env: dict[str, str] | None, script: str, force: bool, timeout_s: float) -> cached_pb2.BuildRequest:
+def _deploy(deploy: DeployOptions | cached_pb2.DeployOptions | dict[str, Any] | None) -> cached_pb2.DeployOptions | None:
+    if deploy is None or isinstance(deploy, cached_pb2.DeployOptions):
+        return deploy
+    if isinstance(deploy, dict):
+        deploy = DeployOptions(**deploy)
+    return deploy.to_proto()
+
+
+def _request(
+    files: list[AppFile], big: set[str], *, tenant: str, app: str, mode: str, env: dict[str, str] | None, script: str,
+    force: bool, timeout_s: float, deploy: cached_pb2.DeployOptions | None, function: str,
+) -> cached_pb2.BuildRequest:
     request = cached_pb2.BuildRequest(tenant=tenant, app=app, mode=mode, build_script=script, force=force, timeout_seconds=timeout_s, env=env or {})
+    if deploy is not None:
+        request.deploy.CopyFrom(deploy)
     for f in files:
         if f.path in big:
-            request.files.append(cached_pb2.File(path=f.path, executable=f.executable, digest=digest_of(f.content)))
+            request.files.append(cached_pb2.File(path=f.path, executable=f.executable, digest=digest_of(f.content, function)))
         else:
             request.files.append(cached_pb2.File(path=f.path, executable=f.executable, content=f.content))
     return request
 
 
-def _upload_chunks(tenant: str, blobs: Iterable[bytes]) -> Iterator[cached_pb2.UploadChunk]:
+def _upload_chunks(tenant: str, blobs: Iterable[bytes], function: str) -> Iterator[cached_pb2.UploadChunk]:
     first = True
     for content in blobs:
-        digest = digest_of(content)
+        digest = digest_of(content, function)
         view = memoryview(content)
         yield cached_pb2.UploadChunk(tenant=tenant if first else "", digest=digest, data=bytes(view[:UPLOAD_CHUNK]))
         first = False
@@ -77,6 +113,7 @@ class _ResultBuilder:
         self.events: list[cached_pb2.BuildEvent] = []
         self.result: cached_pb2.BuildResult | None = None
         self.metrics: cached_pb2.Metrics | None = None
+        self.deploy: cached_pb2.DeployResult | None = None
         self.decisions: list[Decision] = []
         self.started = time.perf_counter()
 
@@ -90,6 +127,8 @@ class _ResultBuilder:
             self.metrics = event.metrics
         elif kind == "decision":
             self.decisions.append(Decision.from_proto(event.decision))
+        elif kind == "deploy_result":
+            self.deploy = event.deploy_result
         if self.on_event is not None:
             self.on_event(event)
 
@@ -97,24 +136,77 @@ class _ResultBuilder:
         if self.result is None:
             raise CachedError(grpc.StatusCode.UNKNOWN, "the build stream ended without a result")
         r = self.result
-        outputs = [OutputFile(o.path, digest_text(o.digest), o.digest.hash, o.digest.size, o.executable) for o in r.outputs]
         return BuildResult(
             action_key=r.action_key, cache=r.cache, reason=r.reason, duration_ms=r.duration_ms, phases=dict(r.phase_ms),
-            decisions=self.decisions, outputs=outputs, lockfile=r.lockfile, log_digest=r.log, output_tree=r.output_tree,
-            metrics=self.metrics, client_ms=(time.perf_counter() - self.started) * 1000, events=self.events,
+            decisions=self.decisions, outputs=[OutputFile.from_proto(o) for o in r.outputs], lockfile=r.lockfile,
+            log_digest=Digest.from_proto(r.log) if r.HasField("log") else None,
+            output_tree=Digest.from_proto(r.output_tree) if r.HasField("output_tree") else None,
+            metrics=Metrics.from_proto(self.metrics) if self.metrics is not None else None,
+            deploy=DeployResult.from_proto(self.deploy) if self.deploy is not None else None,
+            client_ms=(time.perf_counter() - self.started) * 1000, events=self.events,
         )
 
 
-class Client:
-    """A blocking client. ``build`` returns when the build is done; events reach ``on_event`` as they arrive."""
+class BuildCall:
+    """A running build: iterate it for events as they arrive, ``cancel()`` it from any thread, ``result()`` it.
 
-    def __init__(self, address: str, token: str | None = None) -> None:
+    Leaving a ``with`` block (or an exception in ``on_event``) before the end cancels the build.
+    """
+
+    def __init__(self, call: Any, builder: _ResultBuilder) -> None:
+        self._call = call
+        self._builder = builder
+        self._finished = False
+
+    def __iter__(self) -> Iterator[cached_pb2.BuildEvent]:
+        try:
+            for event in self._call:
+                self._builder.add(event)
+                yield event
+        except grpc.RpcError as e:
+            raise CachedError.from_rpc(e) from None
+        except BaseException:
+            self._call.cancel()  # cancelling the call cancels the build (when no one else waits on it)
+            raise
+        self._finished = True
+
+    def result(self) -> BuildResult:
+        """Reads the remaining events (delivering them to ``on_event``) and returns the result."""
+        if not self._finished:
+            for _ in self:
+                pass
+        return self._builder.finish()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def done(self) -> bool:
+        return bool(self._call.done())
+
+    def __enter__(self) -> "BuildCall":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._call.done():
+            self._call.cancel()
+
+
+class Client:
+    """A blocking client. ``build`` returns when the build is done; events reach ``on_event`` as they arrive.
+
+    ``token`` is sent as ``authorization: Bearer <token>``. ``digest_function`` must match the daemon's
+    (``blake3`` unless it was started with ``--digest xxh3_128``).
+    """
+
+    def __init__(self, address: str, token: str | None = None, *, digest_function: str = "blake3", interceptors: Sequence[Any] = (), options: Sequence[tuple[str, Any]] = ()) -> None:
         self.address = address
         self.token = token
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        self.builder = cached_pb2_grpc.BuilderStub(self.channel)
-        self.content = cached_pb2_grpc.ContentStoreStub(self.channel)
-        self.admin = admin_pb2_grpc.AdminStub(self.channel)
+        self.digest_function = digest_function
+        self.channel = grpc.insecure_channel(address, options=[*CHANNEL_OPTIONS, *options])
+        channel = grpc.intercept_channel(self.channel, *interceptors) if interceptors else self.channel
+        self.builder = cached_pb2_grpc.BuilderStub(channel)
+        self.content = cached_pb2_grpc.ContentStoreStub(channel)
+        self.admin = admin_pb2_grpc.AdminStub(channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -128,10 +220,10 @@ class Client:
     def wait_ready(self, timeout: float = 10.0) -> None:
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
-    def build(
+    def start_build(
         self,
         app_dir: str | os.PathLike[str] | None = None,
-        files: Sequence[AppFile] | dict[str, bytes] | None = None,
+        files: Files | None = None,
         *,
         app: str,
         tenant: str,
@@ -140,47 +232,53 @@ class Client:
         script: str = "",
         force: bool = False,
         timeout_s: float = 0.0,
+        deploy: DeployOptions | dict[str, Any] | None = None,
         on_event: EventCallback | None = None,
         keep_events: bool = False,
-    ) -> BuildResult:
+    ) -> BuildCall:
+        """Uploads the files over 1 MiB the daemon lacks, starts the build and returns it running."""
         collected = _files(app_dir, files)
         big = {f.path for f in collected if len(f.content) > INLINE_LIMIT}
         if big:
             self.upload_missing(tenant, [f.content for f in collected if f.path in big])
-        request = _request(collected, big, tenant=tenant, app=app, mode=mode, env=env, script=script, force=force, timeout_s=timeout_s)
-        return self.build_request(request, on_event=on_event, keep_events=keep_events)
+        request = _request(collected, big, tenant=tenant, app=app, mode=mode, env=env, script=script, force=force,
+                           timeout_s=timeout_s, deploy=_deploy(deploy), function=self.digest_function)
+        return self.start_build_request(request, on_event=on_event, keep_events=keep_events)
+
+    def build(self, app_dir: str | os.PathLike[str] | None = None, files: Files | None = None, **kwargs: Any) -> BuildResult:
+        """``start_build(...).result()``: blocks until the build is done. Raises a ``CachedError`` subclass on failure."""
+        return self.start_build(app_dir, files, **kwargs).result()
+
+    def start_build_request(self, request: cached_pb2.BuildRequest, *, on_event: EventCallback | None = None, keep_events: bool = False) -> BuildCall:
+        return BuildCall(self.builder.Build(request, metadata=_metadata(self.token)), _ResultBuilder(on_event, keep_events))
 
     def build_request(self, request: cached_pb2.BuildRequest, *, on_event: EventCallback | None = None, keep_events: bool = False) -> BuildResult:
-        builder = _ResultBuilder(on_event, keep_events)
-        call = self.builder.Build(request, metadata=_metadata(self.token))
+        return self.start_build_request(request, on_event=on_event, keep_events=keep_events).result()
+
+    def find_missing(self, tenant: str, digests: Sequence[DigestLike]) -> list[Digest]:
         try:
-            for event in call:
-                builder.add(event)
+            response = self.content.FindMissingBlobs(
+                cached_pb2.FindMissingBlobsRequest(tenant=tenant, digests=[_digest_proto(d) for d in digests]), metadata=_metadata(self.token),
+            )
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
-        except BaseException:
-            call.cancel()  # cancelling the call cancels the build (when no one else waits on it)
-            raise
-        return builder.finish()
+        return [Digest.from_proto(d) for d in response.missing]
 
-    def upload_missing(self, tenant: str, blobs: Sequence[bytes]) -> list[tree_pb2.Digest]:
-        """Sends only the blobs the daemon lacks for this tenant; returns their digests."""
-        by_hash = {digest_of(b).hash: b for b in blobs}
+    def upload_missing(self, tenant: str, blobs: Sequence[bytes]) -> list[Digest]:
+        """Asks which blobs the daemon lacks for this tenant, uploads only those; returns the digests sent."""
+        by_hash = {digest_of(b, self.digest_function).hash: b for b in blobs}
+        missing = self.find_missing(tenant, [digest_of(b, self.digest_function) for b in by_hash.values()])
+        if not missing:
+            return []
         try:
-            missing = self.content.FindMissingBlobs(
-                cached_pb2.FindMissingBlobsRequest(tenant=tenant, digests=[digest_of(b) for b in by_hash.values()]),
-                metadata=_metadata(self.token),
-            ).missing
-            if not missing:
-                return []
-            response = self.content.UploadBlobs(_upload_chunks(tenant, [by_hash[d.hash] for d in missing]), metadata=_metadata(self.token))
+            response = self.content.UploadBlobs(_upload_chunks(tenant, [by_hash[d.hash] for d in missing], self.digest_function), metadata=_metadata(self.token))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
-        return list(response.stored)
+        return [Digest.from_proto(d) for d in response.stored]
 
-    def read_blob(self, tenant: str, digest: tree_pb2.Digest) -> bytes:
+    def read_blob(self, tenant: str, digest: DigestLike) -> bytes:
         try:
-            return b"".join(c.data for c in self.content.ReadBlob(cached_pb2.ReadBlobRequest(tenant=tenant, digest=digest), metadata=_metadata(self.token)))
+            return b"".join(c.data for c in self.content.ReadBlob(cached_pb2.ReadBlobRequest(tenant=tenant, digest=_digest_proto(digest)), metadata=_metadata(self.token)))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
@@ -190,26 +288,28 @@ class Client:
         for o in result.outputs:
             target = out / o.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            data = self.read_blob(tenant, tree_pb2.Digest(hash=o.hash, size=o.size, function=tree_pb2.BLAKE3))
+            data = self.read_blob(tenant, o)
             tmp = target.with_name(target.name + ".cached-tmp")
             tmp.write_bytes(data)
             os.chmod(tmp, 0o755 if o.executable else 0o644)
             os.replace(tmp, target)
         return out
 
-    def stats(self) -> admin_pb2.StatsResponse:
+    def stats(self) -> Stats:
         try:
-            return self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token))
+            return Stats.from_proto(self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token)))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
 
 class AsyncClient:
-    """The same calls for asyncio users, over a grpc.aio channel."""
+    """The same calls for asyncio users, over a grpc.aio channel. Cancelling the awaiting task cancels the build."""
 
-    def __init__(self, address: str, token: str | None = None) -> None:
+    def __init__(self, address: str, token: str | None = None, *, digest_function: str = "blake3", interceptors: Sequence[Any] = (), options: Sequence[tuple[str, Any]] = ()) -> None:
+        self.address = address
         self.token = token
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.digest_function = digest_function
+        self.channel = grpc.aio.insecure_channel(address, options=[*CHANNEL_OPTIONS, *options], interceptors=list(interceptors) or None)
         self.builder = cached_pb2_grpc.BuilderStub(self.channel)
         self.content = cached_pb2_grpc.ContentStoreStub(self.channel)
         self.admin = admin_pb2_grpc.AdminStub(self.channel)
@@ -226,7 +326,7 @@ class AsyncClient:
     async def build(
         self,
         app_dir: str | os.PathLike[str] | None = None,
-        files: Sequence[AppFile] | dict[str, bytes] | None = None,
+        files: Files | None = None,
         *,
         app: str,
         tenant: str,
@@ -235,6 +335,7 @@ class AsyncClient:
         script: str = "",
         force: bool = False,
         timeout_s: float = 0.0,
+        deploy: DeployOptions | dict[str, Any] | None = None,
         on_event: EventCallback | None = None,
         keep_events: bool = False,
     ) -> BuildResult:
@@ -242,54 +343,70 @@ class AsyncClient:
         big = {f.path for f in collected if len(f.content) > INLINE_LIMIT}
         if big:
             await self.upload_missing(tenant, [f.content for f in collected if f.path in big])
-        request = _request(collected, big, tenant=tenant, app=app, mode=mode, env=env, script=script, force=force, timeout_s=timeout_s)
+        request = _request(collected, big, tenant=tenant, app=app, mode=mode, env=env, script=script, force=force,
+                           timeout_s=timeout_s, deploy=_deploy(deploy), function=self.digest_function)
         return await self.build_request(request, on_event=on_event, keep_events=keep_events)
 
-    async def build_request(self, request: cached_pb2.BuildRequest, *, on_event: EventCallback | None = None, keep_events: bool = False) -> BuildResult:
-        builder = _ResultBuilder(on_event, keep_events)
+    async def events(self, request: cached_pb2.BuildRequest) -> AsyncIterator[cached_pb2.BuildEvent]:
+        """The raw event stream of one request; closing the iterator early cancels the build."""
         call = self.builder.Build(request, metadata=_metadata(self.token))
         try:
             async for event in call:
-                builder.add(event)
+                yield event
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
         finally:
             if not call.done():
                 call.cancel()
+
+    async def build_request(self, request: cached_pb2.BuildRequest, *, on_event: EventCallback | None = None, keep_events: bool = False) -> BuildResult:
+        builder = _ResultBuilder(on_event, keep_events)
+        stream = self.events(request)
+        try:
+            async for event in stream:
+                builder.add(event)
+        finally:
+            await stream.aclose()
         return builder.finish()
 
-    async def upload_missing(self, tenant: str, blobs: Sequence[bytes]) -> list[tree_pb2.Digest]:
-        by_hash = {digest_of(b).hash: b for b in blobs}
+    async def find_missing(self, tenant: str, digests: Sequence[DigestLike]) -> list[Digest]:
         try:
             response = await self.content.FindMissingBlobs(
-                cached_pb2.FindMissingBlobsRequest(tenant=tenant, digests=[digest_of(b) for b in by_hash.values()]),
-                metadata=_metadata(self.token),
+                cached_pb2.FindMissingBlobsRequest(tenant=tenant, digests=[_digest_proto(d) for d in digests]), metadata=_metadata(self.token),
             )
-            if not response.missing:
-                return []
+        except grpc.RpcError as e:
+            raise CachedError.from_rpc(e) from None
+        return [Digest.from_proto(d) for d in response.missing]
 
-            async def chunks() -> AsyncIterator[cached_pb2.UploadChunk]:
-                for chunk in _upload_chunks(tenant, [by_hash[d.hash] for d in response.missing]):
-                    yield chunk
+    async def upload_missing(self, tenant: str, blobs: Sequence[bytes]) -> list[Digest]:
+        by_hash = {digest_of(b, self.digest_function).hash: b for b in blobs}
+        missing = await self.find_missing(tenant, [digest_of(b, self.digest_function) for b in by_hash.values()])
+        if not missing:
+            return []
+
+        async def chunks() -> AsyncIterator[cached_pb2.UploadChunk]:
+            for chunk in _upload_chunks(tenant, [by_hash[d.hash] for d in missing], self.digest_function):
+                yield chunk
+        try:
             stored = await self.content.UploadBlobs(chunks(), metadata=_metadata(self.token))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
-        return list(stored.stored)
+        return [Digest.from_proto(d) for d in stored.stored]
 
-    async def read_blob(self, tenant: str, digest: tree_pb2.Digest) -> bytes:
+    async def read_blob(self, tenant: str, digest: DigestLike) -> bytes:
         parts: list[bytes] = []
         try:
-            async for chunk in self.content.ReadBlob(cached_pb2.ReadBlobRequest(tenant=tenant, digest=digest), metadata=_metadata(self.token)):
+            async for chunk in self.content.ReadBlob(cached_pb2.ReadBlobRequest(tenant=tenant, digest=_digest_proto(digest)), metadata=_metadata(self.token)):
                 parts.append(chunk.data)
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
         return b"".join(parts)
 
-    async def stats(self) -> admin_pb2.StatsResponse:
+    async def stats(self) -> Stats:
         try:
-            return await self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token))
+            return Stats.from_proto(await self.admin.Stats(admin_pb2.StatsRequest(), metadata=_metadata(self.token)))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
 
-__all__ = ["AsyncClient", "Client", "digest_of"]
+__all__ = ["AsyncClient", "BuildCall", "Client", "digest_of"]
