@@ -83,7 +83,7 @@ class BlobStore:
             raise ValueError(f"link_limit must be at least 2 (the blob itself and one link), not {link_limit}")
         # With an injected limit below the filesystem's, links are counted before linking;
         # otherwise the kernel's EMLINK says when an inode is full.
-        self._count_links = self.link_limit < fs_limit
+        self.counts_links = self.link_limit < fs_limit
         self._pending: dict[bytes, tuple[int, int]] = {}
         self._pending_lock = threading.Lock()
         self._room: dict[tuple[bytes, bool], int] = {}
@@ -358,7 +358,7 @@ class BlobStore:
         n = self._room.get(key, 0)
         while True:
             src = self._name(digest, executable, n)
-            if self._count_links:
+            if self.counts_links:
                 try:
                     if os.stat(src).st_nlink >= self.link_limit:
                         n += 1

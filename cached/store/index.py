@@ -236,6 +236,14 @@ class Index:
         self._queue.put(stop)
         stop.done.wait()
         self._thread.join()
+        # A submit that raced with close may have queued behind the stop: fail it, never strand it.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job) and item.future.set_running_or_notify_cancel():
+                item.future.set_exception(RuntimeError(f"index {self.path} is closed"))
         self.env.close()
 
     # -- the writer thread ----------------------------------------------------------

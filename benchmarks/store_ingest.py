@@ -1,0 +1,117 @@
+"""Store ingest benchmark: ingest node_modules, materialise it, against ``cp -al``.
+
+Usage: ``python benchmarks/store_ingest.py [NODE_MODULES_DIR]``. Without an
+argument it copies ``shared/fixtures/generated-app`` to a temp dir (the fixture
+is never touched) and runs ``npm ci --ignore-scripts --no-audit --no-fund``
+there. Prints a table; asserts nothing (timings are not tests).
+
+Ingest runs as the daemon's would: ``move=False`` from a directory the store's
+uid owns on the store's filesystem, so files are hardlinked into the store (and
+become read-only). The store lives next to the tree, on the same filesystem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cached.digest import Hasher  # noqa: E402
+from cached.store import Store  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "generated-app"
+if not FIXTURE.is_dir():
+    FIXTURE = Path("/work/shared/fixtures/generated-app")
+
+
+def install_fixture(work: Path) -> Path:
+    app = work / "app"
+    shutil.copytree(FIXTURE, app, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    started = time.perf_counter()
+    subprocess.run(
+        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=app, check=True, stdout=subprocess.DEVNULL,
+    )
+    print(f"npm ci: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return app / "node_modules"
+
+
+def count_files(root: Path) -> tuple[int, int]:
+    files = size = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                files += 1
+                size += os.lstat(p).st_size
+    return files, size
+
+
+def hash_all(root: Path) -> None:
+    hasher = Hasher()
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                hasher.file(p)
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("node_modules", nargs="?", type=Path)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the temp dirs go (same fs as the tree)")
+    args = parser.parse_args()
+
+    base = args.workdir or (args.node_modules.resolve().parent if args.node_modules else None)
+    work = Path(tempfile.mkdtemp(prefix="cached-bench-", dir=base))
+    try:
+        tree_dir = args.node_modules.resolve() if args.node_modules else install_fixture(work)
+        files, size = count_files(tree_dir)
+        rows: list[tuple[str, float]] = []
+        subprocess.run(["sync"], check=True)
+
+        rows.append(("read + blake3 every file (floor)", timed(lambda: hash_all(tree_dir))))
+        with Store.open(work / "store") as store:
+            result: dict[str, object] = {}
+
+            def ingest() -> None:
+                with store.ingesting():
+                    result["tree"] = store.trees.ingest(tree_dir)
+                store.flush().result()  # includes the syncfs and registering the blobs
+
+            rows.append(("ingest (hardlink, move=False) + syncfs + index", timed(ingest)))
+            digest, tree = result["tree"]  # type: ignore[misc]
+            rows.append(("re-ingest the same tree (all deduplicated)", timed(lambda: store.trees.ingest(tree_dir))))
+            rows.append(("materialise by hardlinks (+ syncfs + mark)", timed(lambda: store.trees.materialise(digest))))
+            rows.append(("materialise again (already there)", timed(lambda: store.trees.materialise(digest))))
+            checkout = work / "checkout"
+            rows.append(("link_out into a writable dir", timed(lambda: store.trees.link_out(tree, checkout))))
+        cp_dest = work / "cp-al"
+        rows.append(("cp -al of the same tree", timed(lambda: subprocess.run(["cp", "-al", str(tree_dir), str(cp_dest)], check=True))))
+
+        print(f"\ntree: {tree_dir} — {files} files, {size / 1e6:.1f} MB, {len(tree.symlinks)} symlinks")
+        print(f"manifest: {digest}")
+        width = max(len(name) for name, _ in rows)
+        print(f"{'step'.ljust(width)}  seconds")
+        for name, seconds in rows:
+            print(f"{name.ljust(width)}  {seconds:8.3f}")
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
