@@ -31,6 +31,7 @@ from cached.build.keys import ActionInputs, deps_inputs, deps_key, sources_tree,
 from cached.build.outputs import check_outputs
 from cached.build.reasons import explain_miss
 from cached.build.request import BuildSpec, SourceFile
+from cached.build.scripts import script_env, script_steps
 from cached.build.singleflight import Flight, SingleFlight
 from cached.build.steps import BuildLog, StepRunner
 from cached.build.toolchain import Toolchain
@@ -265,13 +266,15 @@ class BuildPipeline:
                     overlay = Overlay(lower=deps.path, upper=upper, work=work, target=workspace.path / "node_modules")
                     self._restore_vite_cache(spec, keys, upper, events)
                 with Phase(events, "build", 0.7, 0.9):  # type: ignore[arg-type]
-                    argv = ["npm", "run", spec.script]
-                    if spec.mode != "production":
-                        argv += ["--", "--mode", spec.mode]
-                    await self.steps.run(
-                        argv, source="build", workspace=workspace.path, env=build_env, network=False, deadline=deadline,
-                        emit=events.log, build_log=build_log, what=f"npm run {spec.script}", overlay=overlay,
-                    )
+                    package_json = self._content(spec, "package.json").decode()
+                    mode_args = ["--mode", spec.mode] if spec.mode != "production" else []
+                    for step in script_steps(package_json, spec.script, mode_args):
+                        await self.steps.run(
+                            ["sh", "-c", step.command], source="build", workspace=workspace.path,
+                            env=script_env(build_env, workspace.path, package_json, step, self.toolchain.node_path),
+                            network=False, deadline=deadline, emit=events.log, build_log=build_log,
+                            what=f"the {step.event} script ({step.command})", overlay=overlay,
+                        )
                     out_dir = await self._resolve_out_dir(spec, workspace.path, deadline, build_env, overlay)
                 with Phase(events, "ingest", 0.9, 0.97):  # type: ignore[arg-type]
                     out_path = (workspace.path / out_dir).resolve()
