@@ -210,7 +210,7 @@ class Collector:
         report.trees_removed = len(dead_trees)
         if dry_run or not (gone or stale or dead_trees):
             return
-        self.index.submit(lambda txn: self._drop_records(txn, gone | set(stale), dead_trees)).result()
+        self.index.submit(lambda txn: self._drop_records(txn, gone | set(stale), dead_trees, horizon)).result()
         self.trees.remove_dirs(dead_trees)
 
     def _absorb(self, watch: SweepWatch, marked: set[bytes], cache: dict[Digest, set[bytes]]) -> None:
@@ -258,10 +258,12 @@ class Collector:
 
         return self.index.submit(fn).result()
 
-    def _drop_records(self, txn: lmdb.Transaction, keys: set[bytes], dead_trees: list[str]) -> None:
+    def _drop_records(self, txn: lmdb.Transaction, keys: set[bytes], dead_trees: list[str], horizon: int) -> None:
         blobs_db = self.index.db("blobs")
         owners_db = self.index.db("owners")
         for key in keys:
+            if self.protection.put_since(key, horizon):
+                continue  # put again since we deleted it: its new file keeps its record
             txn.delete(key, db=blobs_db)
             cursor = txn.cursor(db=owners_db)
             prefix = key + b"\x00"

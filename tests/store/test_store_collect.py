@@ -9,7 +9,7 @@ from pathlib import Path
 from cached.digest import Digest
 from cached.store import Store
 
-from conftest import make_sample_tree
+from store_helpers import make_sample_tree
 
 KB = 1000
 

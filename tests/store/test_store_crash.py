@@ -19,7 +19,7 @@ from cached.digest import Digest
 from cached.failpoints import EXIT_CODE
 from cached.store import Store
 
-from conftest import make_sample_tree, snapshot
+from store_helpers import make_sample_tree, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 

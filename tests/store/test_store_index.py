@@ -14,7 +14,7 @@ import pytest
 
 from cached.store import RootEntry, Store, StoreLockedError
 
-from conftest import make_sample_tree
+from store_helpers import make_sample_tree
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from cached.digest import Digest
 from cached.store import Store, TreeNotFound
 from cached.v1 import tree_pb2
 
-from conftest import make_sample_tree, snapshot
+from store_helpers import make_sample_tree, snapshot
 
 
 def test_ingest_and_materialise_round_trip(store: Store, tmp_path: Path) -> None:
