@@ -1,7 +1,8 @@
 """Runs tenants' untrusted npm and Vite processes in a Linux sandbox.
 
-Public API: ``Sandbox(mode).run(spec, sink) -> RunResult`` and
-``probe_sandbox()``. See ``runner.py`` for the modes, ``enter.py`` for what
+Public API: ``Sandbox(mode).run(spec, sink) -> RunResult``,
+``Sandbox(mode).spawn(spec, stderr_sink) -> SandboxProcess`` (a long-lived
+child with a stdin pipe and a stdout line stream) and ``probe_sandbox()``. See ``runner.py`` for the modes, ``enter.py`` for what
 the child can see and why the workspace is chowned to the sandbox uid.
 
 This package must never let a child see the daemon's environment, the store
@@ -10,7 +11,7 @@ or config directories it is told to hide, or outlive its ``run`` call.
 
 from .probe import SandboxCapabilities, probe_sandbox
 from .ring import QueueSink
-from .runner import Sandbox
+from .runner import Sandbox, SandboxProcess
 from .spec import (
     OutputSink,
     Overlay,
@@ -28,6 +29,7 @@ __all__ = [
     "Sandbox",
     "SandboxCapabilities",
     "SandboxError",
+    "SandboxProcess",
     "SandboxSpec",
     "SandboxUnavailable",
     "probe_sandbox",

@@ -23,6 +23,7 @@ This module must never:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -82,15 +83,7 @@ class Sandbox:
         """Run to completion, timeout or cancellation; the tree is dead when
         this returns or raises. Raises SandboxError if the sandbox could not
         be set up (never a tenant's failure), ValueError for a bad spec."""
-        validate(spec)
-        if spec.overlay is not None:
-            if self.capabilities is None:
-                raise SandboxUnavailable(
-                    "an overlay needs the namespaces sandbox; with `sandbox = off` "
-                    "the caller must put node_modules in the workspace itself"
-                )
-            if not self.capabilities.overlay:
-                raise SandboxUnavailable(f"overlayfs is not usable here ({self.capabilities.detail})")
+        self._check(spec)
         started = time.monotonic()
         tail = Tail(self._tail_lines)
         proc, spec_fd, status_offset = await self._spawn(spec)
@@ -119,11 +112,34 @@ class Sandbox:
             if spec_fd >= 0:
                 os.close(spec_fd)
 
-    async def _spawn(self, spec: SandboxSpec) -> tuple[asyncio.subprocess.Process, int, int]:
+    def _check(self, spec: SandboxSpec) -> None:
+        validate(spec)
+        if spec.overlay is not None:
+            if self.capabilities is None:
+                raise SandboxUnavailable(
+                    "an overlay needs the namespaces sandbox; with `sandbox = off` "
+                    "the caller must put node_modules in the workspace itself"
+                )
+            if not self.capabilities.overlay:
+                raise SandboxUnavailable(f"overlayfs is not usable here ({self.capabilities.detail})")
+
+    async def spawn(self, spec: SandboxSpec, stderr: OutputSink) -> "SandboxProcess":
+        """Start a long-lived child with a stdin pipe and its stdout as a line
+        stream (``SandboxProcess``); stderr lines go to ``stderr``. Same
+        isolation as ``run``; ``spec.timeout`` (if any) caps its lifetime.
+        The caller owns it: ``await proc.kill()`` ends the whole tree. A child
+        that exits when its stdin closes (as the warm builder's driver does)
+        cannot outlive the daemon, whose death closes that pipe."""
+        self._check(spec)
+        proc, spec_fd, status_offset = await self._spawn(spec, stdin=asyncio.subprocess.PIPE)
+        log.debug("sandbox: spawned pid %d: %s", proc.pid, spec.argv)
+        return SandboxProcess(self, proc, spec, spec_fd, status_offset, stderr)
+
+    async def _spawn(self, spec: SandboxSpec, stdin: int = asyncio.subprocess.DEVNULL) -> tuple[asyncio.subprocess.Process, int, int]:
         """Start the child (``off``) or the launcher; returns the process, the
         spec memfd (-1 in ``off`` mode) and where the status line will be."""
         pipes = dict(
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # our own group: killpg reaches all of it
@@ -191,6 +207,131 @@ class Sandbox:
                 log.warning("sandbox: launcher %d did not exit after its init was killed", proc.pid)
         _killpg(proc.pid)
         await proc.wait()
+
+
+class _LineQueue:
+    """The stdout lines of a spawned child, for one consumer. Bounded: past
+    ``max_lines`` unread lines the oldest are dropped and counted (a consumer
+    that stops reading never makes the daemon's memory grow)."""
+
+    def __init__(self, max_lines: int) -> None:
+        self._items: collections.deque[str] = collections.deque(maxlen=max_lines)
+        self._event = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+
+    def line(self, stream: str, text: str) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(text)
+        self._event.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._event.set()
+
+    async def get(self) -> str | None:
+        """The next line, or None once the child's stdout is closed and read."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._event.clear()
+            await self._event.wait()
+        return self._items.popleft()
+
+
+class SandboxProcess:
+    """A spawned sandboxed child (see ``Sandbox.spawn``): write to ``stdin``,
+    read stdout lines with ``readline()``, ``await kill()`` to end its tree,
+    ``await wait()`` for its exit status (as ``RunResult.returncode``)."""
+
+    def __init__(
+        self, sandbox: Sandbox, proc: asyncio.subprocess.Process, spec: SandboxSpec,
+        spec_fd: int, status_offset: int, stderr: OutputSink, max_lines: int = 100_000,
+    ) -> None:
+        self._sandbox = sandbox
+        self._proc = proc
+        self._spec_fd = spec_fd
+        self._status_offset = status_offset
+        self._lines = _LineQueue(max_lines)
+        self.pid = proc.pid
+        self.stdin = proc.stdin
+        self.returncode: int | None = None
+        self.killed = False
+        self.tail = Tail(sandbox._tail_lines)
+        self._done = asyncio.ensure_future(self._supervise(spec, stderr))
+
+    async def _supervise(self, spec: SandboxSpec, stderr: OutputSink) -> int:
+        try:
+            try:
+                await self._sandbox._supervise(self._proc, spec, _Split(self._lines, stderr), self.tail)
+            finally:
+                self._lines.close()
+            returncode = self._proc.returncode if self._proc.returncode is not None else -signal.SIGKILL
+            status = read_status(self._spec_fd, self._status_offset) if self._spec_fd >= 0 else None
+            if status is not None:
+                kind, _, value = status.partition(" ")
+                if kind == "X":
+                    returncode = int(value)
+                elif kind == "S":
+                    returncode = -int(value)
+                elif kind == "E":
+                    log.warning("sandbox: setup of a spawned child failed: %s", value)
+            if self.killed:
+                returncode = -signal.SIGKILL
+            self.returncode = returncode
+            return returncode
+        finally:
+            if self._spec_fd >= 0:
+                os.close(self._spec_fd)
+                self._spec_fd = -1
+
+    async def readline(self) -> str | None:
+        """The next stdout line; None once the child has closed its stdout."""
+        return await self._lines.get()
+
+    @property
+    def alive(self) -> bool:
+        return not self._done.done()
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._done)
+
+    async def kill(self) -> int:
+        """SIGKILL the whole tree (as a run's timeout does) and reap it."""
+        if not self._done.done():
+            self.killed = True
+            with contextlib.suppress(Exception):
+                if self.stdin is not None:
+                    self.stdin.close()
+            await asyncio.shield(self._sandbox._kill_tree(self._proc))
+        return await self.wait()
+
+    def pids(self) -> list[int]:
+        """The launcher and every process below it (for memory accounting)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    todo.extend(int(p) for p in f.read().split())
+            except OSError:
+                continue
+        return found
+
+
+class _Split:
+    """stdout lines to the line queue, stderr lines to the caller's sink."""
+
+    def __init__(self, lines: _LineQueue, stderr: OutputSink) -> None:
+        self._lines, self._stderr = lines, stderr
+
+    def line(self, stream: str, text: str) -> None:
+        if stream == "stdout":
+            self._lines.line(stream, text)
+        else:
+            self._stderr.line(stream, text)
 
 
 def _killpg(pgid: int) -> None:
