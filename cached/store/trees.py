@@ -233,7 +233,10 @@ class TreeStore:
     def is_materialised(self, tree_digest: Digest) -> bool:
         name = tree_dir_name(tree_digest)
         if name in self._complete:
-            return True
+            if os.path.isdir(self.dir / name):  # one stat: a tree deleted by hand gets rebuilt
+                return True
+            self._complete.discard(name)
+            return False
         if self.index.get("trees", name.encode()) is not None and os.path.isdir(self.dir / name):
             self._complete.add(name)
             return True

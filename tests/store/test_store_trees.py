@@ -145,3 +145,15 @@ def test_link_limit_with_many_materialisations(tmp_path: Path) -> None:
             for j in range(4):
                 assert (out / f"copy{j}.js").read_text() == "module.exports = 42\n"
         assert store.blobs.verify(content)
+
+
+def test_a_deleted_materialised_tree_is_rebuilt(store: Store, tmp_path: Path) -> None:
+    src = make_sample_tree(tmp_path / "src")
+    expected = snapshot(src)
+    digest, _ = store.trees.ingest(src)
+    path = store.trees.materialise(digest)
+    from cached.store.fsutil import remove_tree
+
+    remove_tree(path)
+    assert store.trees.materialise(digest) == path
+    assert snapshot(path) == expected
