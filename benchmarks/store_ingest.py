@@ -5,9 +5,10 @@ argument it copies ``shared/fixtures/generated-app`` to a temp dir (the fixture
 is never touched) and runs ``npm ci --ignore-scripts --no-audit --no-fund``
 there. Prints a table; asserts nothing (timings are not tests).
 
-Ingest runs as the daemon's would: ``move=False`` from a directory the store's
-uid owns on the store's filesystem, so files are hardlinked into the store (and
-become read-only). The store lives next to the tree, on the same filesystem.
+Ingest runs with ``move=False`` from a directory the store's uid owns on the
+store's filesystem, after ``chmod -R a-w`` of its files (the caller's promise
+not to rewrite them in place), so every file is hardlinked into the store, never
+copied. The store lives next to the tree, on the same filesystem.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def main() -> None:
         rows: list[tuple[str, float]] = []
         subprocess.run(["sync"], check=True)
 
+        subprocess.run(["chmod", "-R", "a-w", str(tree_dir)], check=True)
+        subprocess.run(["find", str(tree_dir), "-type", "d", "-exec", "chmod", "u+w", "{}", "+"], check=True)
         rows.append(("read + blake3 every file (floor)", timed(lambda: hash_all(tree_dir))))
         with Store.open(work / "store") as store:
             result: dict[str, object] = {}

@@ -1,11 +1,11 @@
 """Content-addressed blobs: ``cas/<2 hex>/<hash>`` (0444) and ``<hash>.x`` (0555).
 
 A blob's file is written in ``tmp/`` and renamed into place, so a reader sees a
-whole blob or none. A file the store's uid owns on the store's filesystem is
-taken by hardlink (its inode becomes the blob and turns read-only), never
-copied; anything else (another owner, another filesystem, other links to the
-inode) is copied, because a hardlink would leave the blob's inode in someone
-else's hands. When a blob's inode reaches the link limit, a sibling copy
+whole blob or none. A read-only file the store's uid owns on the store's
+filesystem is taken by hardlink (its inode becomes the blob), and a file handed
+over with ``move=True`` by rename (owner and mode fixed first); anything else
+(another owner, a write bit, another filesystem, other links to the inode) is
+copied, because a hardlink would leave the blob's inode in someone else's hands. When a blob's inode reaches the link limit, a sibling copy
 (``<name>.1``, ``<name>.2``...) takes the next links.
 
 Durability is batched: new blobs are pending until the index's next commit,
@@ -200,9 +200,12 @@ class BlobStore:
         ``move=True`` hands the file over: it is renamed into the store (same
         filesystem), its owner set to the store's uid and its mode to the
         blob's; the source path is gone afterwards (or left as is when the blob
-        already existed). ``move=False`` leaves the path in place; when the
-        store may link it, the path and the blob share a now read-only inode, so
-        the caller must not modify that file in place afterwards.
+        already existed). ``move=False`` leaves the path in place and hardlinks
+        it only when that cannot let anyone change the blob later: same
+        filesystem, owned by the store's uid, no write bit (the caller's promise
+        not to write it in place: root ignores permission bits, so a writable
+        file could be rewritten through its other name), no other link, and
+        the mode's exec bit matching. Anything else is copied.
         """
         path = os.fspath(path)
         # O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
@@ -222,6 +225,7 @@ class BlobStore:
                 same_fs
                 and st.st_uid == self.uid
                 and st.st_nlink == 1
+                and not st.st_mode & 0o222
                 and bool(st.st_mode & stat.S_IXUSR) == exec_bit
             ):
                 self._take_by_link(fd, st, path, digest, exec_bit)

@@ -138,9 +138,10 @@ class TreeStore:
     def ingest(self, directory: Path, *, move: bool = False) -> tuple[Digest, tree_pb2.Tree]:
         """Stores every file under ``directory`` and its manifest; returns ``(manifest digest, Tree)``.
 
-        With ``move=False`` files the store's uid owns on its filesystem are
-        hardlinked (and become read-only), others copied; ``move=True`` renames
-        them into the store (the directory is the caller's to discard).
+        With ``move=False`` read-only files the store's uid owns on its
+        filesystem are hardlinked, others copied (see ``BlobStore.put_file_node``);
+        ``move=True`` renames them into the store (the directory is the
+        caller's to discard), which never copies on the same filesystem.
         """
         directory = Path(directory)
         st = os.lstat(directory)

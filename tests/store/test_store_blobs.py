@@ -54,9 +54,10 @@ def test_missing_and_foreign_digests(store: Store) -> None:
     assert not store.blobs.has(wrong_size)
 
 
-def test_put_file_links_our_own_file_and_makes_it_read_only(store: Store, tmp_path: Path) -> None:
+def test_put_file_links_our_own_read_only_file(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "own.txt"
     src.write_bytes(b"mine" * 1000)
+    os.chmod(src, 0o400)
     d = store.blobs.put_file(src)
     blob = store.blobs.primary(d)
     assert blob.stat().st_ino == src.stat().st_ino  # hardlinked, not copied
@@ -65,10 +66,20 @@ def test_put_file_links_our_own_file_and_makes_it_read_only(store: Store, tmp_pa
     _no_temp_left(store)
 
 
+def test_put_file_copies_a_writable_file(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "writable.txt"
+    src.write_bytes(b"may change later")
+    d = store.blobs.put_file(src)
+    assert store.blobs.primary(d).stat().st_ino != src.stat().st_ino
+    src.write_bytes(b"changed in place")  # the blob does not change with it
+    assert store.blobs.verify(d)
+    assert stat.S_IMODE(src.stat().st_mode) == 0o644
+
+
 def test_put_file_executable_from_mode(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "tool"
     src.write_bytes(b"#!/bin/sh\n")
-    os.chmod(src, 0o755)
+    os.chmod(src, 0o755)  # writable: copied, with the exec bit taken from the mode
     d = store.blobs.put_file(src)
     assert store.blobs.has(d, executable=True)
     assert stat.S_IMODE(store.blobs.primary(d, True).stat().st_mode) == 0o555
