@@ -24,20 +24,19 @@ class RateLimiter:
         self.window_s = window_s
         self._clock = clock
         self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
         self.waits = 0  # how often a caller had to wait (a figure for logs and tests)
 
     async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= self.window_s:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return
-                self.waits += 1
-                await asyncio.sleep(self._sent[0] + self.window_s - now)
+        """Waits for a slot. No lock: nothing awaits between the check and the append (one event loop)."""
+        while True:
+            now = self._clock()
+            while self._sent and now - self._sent[0] >= self.window_s:
+                self._sent.popleft()
+            if len(self._sent) < self.limit:
+                self._sent.append(now)
+                return
+            self.waits += 1
+            await asyncio.sleep(self._sent[0] + self.window_s - now)
 
     def in_window(self) -> int:
         now = self._clock()

@@ -39,6 +39,7 @@ const r2 = config.r2_buckets ?? [];
 const mf = new Miniflare({
   modules: true,
   scriptPath: path.join(bundle, config.main),
+  modulesRoot: bundle,
   compatibilityDate: config.compatibility_date,
   compatibilityFlags: config.compatibility_flags ?? [],
   bindings: { ...(config.vars ?? {}), ...devVars(bundle) },
@@ -57,7 +58,10 @@ const seedDir = path.join(bundle, "r2");
 if (r2.length && existsSync(seedDir)) {
   for (const b of r2) {
     const bucket = await mf.getR2Bucket(b.binding);
-    for (const [key, file] of walk(seedDir)) await bucket.put(key, readFileSync(file));
+    for (const [key, file] of walk(seedDir)) {
+      const data = readFileSync(file);  // a Buffer: Miniflare's proxy only passes plain typed arrays
+      await bucket.put(key, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
   }
 }
 const stop = async () => { await mf.dispose(); process.exit(0); };

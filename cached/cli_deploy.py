@@ -1,0 +1,172 @@
+"""`cached deploy` and `cached rollback`, and the deploy options of `cached serve`.
+
+Both commands go through the daemon (which holds the Cloudflare token and the
+store); ``--serve`` then runs Miniflare on the local bundle the daemon wrote,
+on 127.0.0.1, until Ctrl-C. Secrets given as ``--secret NAME`` are read from
+the environment variable NAME, so they need not appear on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+TARGETS = ("cloudflare", "local")
+
+
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    from cached.deploy.cloudflare import DEFAULT_BASE_URL
+
+    g = serve.add_argument_group("deploy", "where `deploy` sends apps; the token and keys come from files or the environment, never from a request")
+    g.add_argument("--deploy-dir", default="", help="local-target bundles (default ROOT/deploy)")
+    g.add_argument("--cloudflare-account-id", default=os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""), help="default $CLOUDFLARE_ACCOUNT_ID")
+    g.add_argument("--cloudflare-token-file", default="", help="file holding the API token (default: $CLOUDFLARE_API_TOKEN)")
+    g.add_argument("--cloudflare-api-base", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
+    g.add_argument("--cloudflare-retry-base", type=float, default=0.5, help="first retry backoff in seconds (doubles each retry)")
+    g.add_argument("--cloudflare-retry-attempts", type=int, default=5, help="tries per API call, the first included")
+    g.add_argument("--r2-endpoint", default="", help="R2's S3 endpoint for files over the asset limit (https://ACCOUNT.r2.cloudflarestorage.com)")
+    g.add_argument("--r2-bucket", default="", help="R2 bucket for files over the asset limit")
+    g.add_argument("--r2-credentials-file", default="", help="ACCESS_KEY_ID:SECRET on one line (default: $CACHED_R2_ACCESS_KEY_ID, $CACHED_R2_SECRET_ACCESS_KEY)")
+
+
+def deploy_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from cached.deploy.config import DeployConfig
+
+    return DeployConfig(
+        local_dir=Path(args.deploy_dir) if args.deploy_dir else None,
+        api_base=args.cloudflare_api_base, account_id=args.cloudflare_account_id,
+        token_file=Path(args.cloudflare_token_file) if args.cloudflare_token_file else None,
+        retry_base_s=args.cloudflare_retry_base, retry_attempts=args.cloudflare_retry_attempts,
+        r2_endpoint=args.r2_endpoint, r2_bucket=args.r2_bucket,
+        r2_credentials_file=Path(args.r2_credentials_file) if args.r2_credentials_file else None,
+    )
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    address = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tenant", required=True)
+        p.add_argument("--app", required=True)
+        p.add_argument("--target", default="cloudflare", choices=TARGETS)
+        p.add_argument("--serve", action="store_true", help="local target: serve the bundle with Miniflare on 127.0.0.1 until Ctrl-C")
+        p.add_argument("--port", type=int, default=0, help="with --serve (default: any free port)")
+        p.add_argument("--server", default=address, help=f"daemon address (default {address}, or $CACHED_ADDRESS)")
+        p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help="bearer token (default $CACHED_TOKEN)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    deploy = sub.add_parser("deploy", help="deploy an app's build (its last one, or --action) without rebuilding")
+    common(deploy)
+    deploy.add_argument("--action", default="", help="action key to deploy (default: the app's last build)")
+    env = deploy.add_mutually_exclusive_group()
+    env.add_argument("--production", action="store_true", help="make it live (default: a preview)")
+    env.add_argument("--preview", action="store_true", help="a version with its own URL, not live (the default)")
+    deploy.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="plain-text var (also served at /__cached/config)")
+    deploy.add_argument("--secret", action="append", default=[], metavar="NAME[=VALUE]", help="secret binding; without =VALUE, read from $NAME")
+    deploy.set_defaults(func=cmd_deploy)
+
+    rollback = sub.add_parser("rollback", help="make an earlier version live again")
+    common(rollback)
+    rollback.add_argument("--to", type=int, default=0, metavar="SEQUENCE", help="the version to restore (default: the production version before the live one)")
+    rollback.add_argument("--force", action="store_true", help="go ahead even if secrets changed since (Cloudflare code 10220)")
+    rollback.set_defaults(func=cmd_rollback)
+
+
+def _pairs(items: list[str], what: str, from_env: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            if not from_env:
+                raise SystemExit(f"cached: --{what} takes NAME=VALUE, got {item!r}")
+            if name not in os.environ:
+                raise SystemExit(f"cached: --{what} {name}: ${name} is not set")
+            value = os.environ[name]
+        out[name] = value
+    return out
+
+
+def _call(args: argparse.Namespace, method: str, request):  # type: ignore[no-untyped-def]
+    import grpc
+
+    from cached.v1 import deploy_pb2_grpc
+
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
+    with grpc.insecure_channel(args.server) as channel:
+        return getattr(deploy_pb2_grpc.DeployerStub(channel), method)(request, metadata=metadata, timeout=3600)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from cached.v1 import cached_pb2, deploy_pb2
+
+    options = cached_pb2.DeployOptions(
+        target=args.target, environment=cached_pb2.PRODUCTION if args.production else cached_pb2.PREVIEW,
+        vars=_pairs(args.var, "var", False), secrets=_pairs(args.secret, "secret", True),
+    )
+    request = deploy_pb2.DeployRequest(tenant=args.tenant, app=args.app, action_key=args.action, options=options)
+    return _finish(args, "Deploy", request)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from cached.v1 import deploy_pb2
+
+    request = deploy_pb2.RollbackRequest(tenant=args.tenant, app=args.app, target=args.target, to_sequence=args.to, force=args.force)
+    return _finish(args, "Rollback", request)
+
+
+def _finish(args: argparse.Namespace, method: str, request) -> int:  # type: ignore[no-untyped-def]
+    import grpc
+
+    if args.serve and args.target != "local":
+        print("cached: --serve needs --target local", file=sys.stderr)
+        return 2
+    try:
+        response = _call(args, method, request)
+    except grpc.RpcError as e:
+        print(f"cached: {method.lower()} failed: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    r = response.result
+    data = {
+        "target": r.target, "environment": "production" if r.environment == 2 else "preview", "script_name": r.script_name,
+        "sequence": r.sequence, "version_id": r.version_id, "action_key": r.action_key, "urls": list(r.urls),
+        "assets_total": r.assets_total, "assets_uploaded": r.assets_uploaded, "large_files": r.large_files,
+        "large_files_uploaded": r.large_files_uploaded, "bundle_dir": r.bundle_dir, "rolled_back": r.rolled_back,
+    }
+    if args.json and not args.serve:
+        print(json.dumps(data, indent=2))
+    else:
+        verb = "rolled back" if r.rolled_back else "deployed"
+        print(f"{verb} {args.tenant}/{args.app} version {r.sequence} ({data['environment']}) on {r.target}: {r.version_id}")
+        if not r.rolled_back:
+            print(f"assets: {r.assets_uploaded} of {r.assets_total} sent; large files: {r.large_files_uploaded} of {r.large_files} sent")
+        for url in r.urls:
+            print(f"  {url}")
+    if args.serve:
+        return _serve(Path(r.bundle_dir), args.port, data if args.json else None)
+    return 0
+
+
+def _serve(bundle: Path, port: int, data: dict[str, object] | None) -> int:
+    from cached.deploy.errors import DeployError
+    from cached.deploy.local import MiniflareServer
+
+    server = MiniflareServer(bundle, port=port)
+    try:
+        url = server.start()
+    except DeployError as e:
+        print(f"cached: {e}", file=sys.stderr)
+        return 1
+    if data is not None:
+        print(json.dumps({**data, "serving": url}), flush=True)
+    else:
+        print(f"serving {bundle} at {url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

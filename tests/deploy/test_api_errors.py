@@ -1,0 +1,120 @@
+"""API failures: each gives the documented error with Cloudflare's code, or succeeds after retries.
+
+A deploy that fails after a build never fails or uncaches the build."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from apps import spa_app
+from cf_api import FakeCloudflare
+from inproc import DictBlobs, deployer, record
+from rpc import build, options
+from support import DaemonProcess
+
+from cached.deploy.errors import DeployError
+from cached.deploy.limiter import RateLimiter
+from cached.v1 import cached_pb2
+
+FILES = {"index.html": b"<h1>x</h1>\n", "assets/app.js": b"console.log(1);\n", "assets/app.css": b"p{}\n"}
+
+
+def _deploy(cf: FakeCloudflare, tmp_path: Path, app: str, *, token: str | None = None, attempts: int = 3, production: bool = False) -> cached_pb2.DeployResult:
+    async def run() -> cached_pb2.DeployResult:
+        blobs = DictBlobs()
+        rec = record(blobs, {path: content + f"/* {app} */\n".encode() for path, content in FILES.items()})  # never held yet
+        d = deployer(cf.base_url, cf.account_id, token or cf.token, tmp_path, blobs, attempts=attempts)
+        try:
+            return await d.deploy(rec, tenant="errs", app=app, action_key="blake3:" + "0" * 64, options=options(production=production))
+        finally:
+            await d.close()
+    return asyncio.run(run())
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_failures(cf: FakeCloudflare):  # type: ignore[no-untyped-def]
+    cf.clear_failures()
+    yield
+    cf.clear_failures()
+
+
+def test_bad_token_is_an_authentication_error_with_code_10000(cf: FakeCloudflare, tmp_path: Path) -> None:
+    with pytest.raises(DeployError) as e:
+        _deploy(cf, tmp_path, "auth", token="wrong-token-0123456789")
+    assert e.value.code == 10000 and e.value.status == 401
+    assert "code 10000" in str(e.value) and "authentication failed" in str(e.value)
+    assert "wrong-token" not in str(e.value)
+
+
+def test_validation_error_10021_names_the_call_and_the_code(cf: FakeCloudflare, tmp_path: Path) -> None:
+    cf.fail("POST", r"/versions$", 400, code=10021, message="Uncaught SyntaxError: Unexpected token")
+    with pytest.raises(DeployError) as e:
+        _deploy(cf, tmp_path, "invalid")
+    assert e.value.code == 10021
+    assert "POST /accounts/" in str(e.value) and "/versions" in str(e.value)
+    assert "code 10021: Uncaught SyntaxError" in str(e.value) and "invalid" in str(e.value)
+
+
+def test_429_then_success_honours_retry_after(cf: FakeCloudflare, tmp_path: Path) -> None:
+    cf.fail("POST", r"/assets-upload-session$", 429, code=971, message="Please wait", headers={"Retry-After": "1"})
+    mark = cf.mark()
+    started = time.monotonic()
+    result = _deploy(cf, tmp_path, "ratelimited")
+    assert time.monotonic() - started >= 0.9  # waited as told, not the 10 ms backoff
+    sessions = [c.status for c in cf.calls_since(mark) if c.path.endswith("/assets-upload-session")]
+    assert sessions == [429, 200]
+    assert result.version_id and result.assets_uploaded == 3
+    assert cf.violations == []
+
+
+def test_500_is_retried_with_backoff_then_succeeds(cf: FakeCloudflare, tmp_path: Path) -> None:
+    cf.fail("POST", r"/workers/assets/upload$", 500, times=2)
+    result = _deploy(cf, tmp_path, "flaky", attempts=3)
+    assert result.version_id and result.assets_uploaded == 3
+    assert cf.violations == []
+
+
+def test_500_more_times_than_attempts_is_a_server_error_after_n_attempts(cf: FakeCloudflare, tmp_path: Path) -> None:
+    cf.fail("POST", r"/versions$", 500, code=10013, message="An unknown error occurred", times=3)
+    mark = cf.mark()
+    with pytest.raises(DeployError) as e:
+        _deploy(cf, tmp_path, "down", attempts=3)
+    assert e.value.status == 500
+    assert "server error (HTTP 500)" in str(e.value) and "failed 3 times" in str(e.value) and "code 10013" in str(e.value)
+    assert [c.status for c in cf.calls_since(mark) if c.path.endswith("/versions")] == [500, 500, 500]
+
+
+def test_limiter_holds_calls_to_its_window() -> None:
+    async def run() -> tuple[float, int]:
+        limiter = RateLimiter(limit=2, window_s=0.3)
+        started = time.monotonic()
+        for _ in range(3):
+            await limiter.acquire()
+        return time.monotonic() - started, limiter.waits
+    elapsed, waits = asyncio.run(run())
+    assert waits == 1 and elapsed >= 0.25
+
+
+def test_failed_deploy_does_not_fail_or_uncache_the_build(deploy_daemon: DaemonProcess, cf: FakeCloudflare) -> None:
+    files = spa_app(js="console.log('deploy fails');\n")
+    cf.fail("POST", r"/assets-upload-session$", 401, code=10000, message="Authentication error")
+    built = build(deploy_daemon.address, files, tenant="t1", app="failing_deploy", deploy=options())
+    assert built.result.cache == "miss" and built.result.action_key
+    assert built.deploy is not None and "code 10000" in built.deploy.error and built.deploy.version_id == ""
+    assert any("deploy failed" in line and "the build succeeded" in line for line in built.logs("deploy"))
+    again = build(deploy_daemon.address, files, tenant="t1", app="failing_deploy")
+    assert again.result.cache == "hit" and again.result.action_key == built.result.action_key
+
+
+def test_bad_deploy_options_are_refused_before_building(deploy_daemon: DaemonProcess) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        build(deploy_daemon.address, spa_app(), tenant="t1", app="bad_opts", deploy=options(target="heroku"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "heroku" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        build(deploy_daemon.address, spa_app(), tenant="t1", app="bad_opts", deploy=options(vars={"ASSETS": "x"}))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
