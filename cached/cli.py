@@ -24,6 +24,7 @@ def _default_root() -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cached import logs
+    from cached.cli_operate import operate_config
     from cached.server.daemon import Daemon, DaemonConfig
     from cached.store import StoreLockedError
     from cached.sandbox import SandboxUnavailable
@@ -39,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.max_children = args.max_children
     if args.token_file:
         config.token_file = Path(args.token_file)
+    config.operate = operate_config(args)
     try:
         daemon = Daemon(config)
     except (StoreLockedError, SandboxUnavailable, RuntimeError, ValueError) as e:
@@ -93,32 +95,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
-    from cached_client import CachedError, Client
-
-    with Client(args.server, token=args.token) as client:
-        try:
-            stats = client.stats()
-        except CachedError as e:
-            print(f"cached: {e}", file=sys.stderr)
-            return 1
-    data = {
-        "root": stats.root, "digest_function": stats.digest_function, "blobs": stats.blobs, "bytes": stats.bytes,
-        "actions": stats.actions, "apps": stats.apps, "builds": stats.builds, "action_hits": stats.action_hits,
-        "processes_started": stats.processes_started,
-        "per_app": [{"tenant": a.tenant, "app": a.app, "last_action_key": a.last_action_key, "last_build_unix_ms": a.last_build_unix_ms} for a in stats.app_stats],
-    }
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(f"store {data['root']} ({data['digest_function']}): {data['blobs']} blobs, {data['bytes']} bytes, {data['actions']} actions, {data['apps']} apps")
-        print(f"since start: {data['builds']} builds, {data['action_hits']} action hits, {data['processes_started']} child processes")
-        for a in data["per_app"]:
-            print(f"  {a['tenant']}/{a['app']}: last action {a['last_action_key']}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from cached.cli_operate import add_commands as add_operate_commands, add_serve_options as add_operate_options
+
     parser = argparse.ArgumentParser(prog="cached", description="A content-addressed build cache daemon for Vite apps")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -138,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TOKEN' (Builder, ContentStore) or 'admin:TOKEN' (everything); required to listen beyond loopback")
     serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
+    add_operate_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     def client_args(p: argparse.ArgumentParser) -> None:
@@ -160,9 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(build)
     build.set_defaults(func=cmd_build)
 
-    stats = sub.add_parser("stats", help="store and build statistics")
-    client_args(stats)
-    stats.set_defaults(func=cmd_stats)
+    add_operate_commands(sub)  # stats, purge, gc, verify, explain
     return parser
 
 

@@ -25,6 +25,7 @@ class EventStream:
         self._dropped = 0
         self.phase_ms: dict[str, float] = {}
         self.decisions: list[cached_pb2.CacheDecision] = []
+        self.metrics: cached_pb2.Metrics | None = None  # the build's Metrics, once the pipeline emitted them
         self._phase_started: dict[str, float] = {}
         self._closed = False
 

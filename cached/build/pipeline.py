@@ -24,6 +24,7 @@ from cached.build.deps import Dependencies, DependencyLayer, install_commands
 from cached.build.environment import NpmSettings, base_env, child_env, fingerprint
 from cached.build.errors import BuildError, PreconditionFailed
 from cached.build.events import EventStream, FlightEvents, Phase
+from cached.build.observer import BuildObserver, NullObserver
 from cached.build.resolution import ResolutionLayer
 from cached.build.scratch import scratch_dir
 from cached.build.vitecache import ViteCache
@@ -38,6 +39,8 @@ from cached.build.toolchain import Toolchain
 from cached.build.workspace import Workspace
 from cached.digest import Digest
 from cached.failpoints import failpoint
+from cached.operate.leases import keep_leased
+from cached.operate.tombstones import Tombstones
 from cached.sandbox import Overlay
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
@@ -99,8 +102,10 @@ class _AppLocks:
 
 
 class BuildPipeline:
-    def __init__(self, store: Store, steps: StepRunner, toolchain: Toolchain, settings: PipelineSettings) -> None:
+    def __init__(self, store: Store, steps: StepRunner, toolchain: Toolchain, settings: PipelineSettings, observer: BuildObserver | None = None) -> None:
         self.store = store
+        self.observer: BuildObserver = observer or NullObserver()
+        self.tombstones = Tombstones(store)  # what eviction, purge or repair removed: read on a miss only
         self.steps = steps
         self.toolchain = toolchain
         self.settings = settings
@@ -166,6 +171,16 @@ class BuildPipeline:
     # ----------------------------------------------------------------- build
 
     async def build(self, spec: BuildSpec, events: EventStream) -> cached_pb2.BuildResult:
+        """Builds (or finds) the action; the observer hears of every build once, failed ones included."""
+        try:
+            result = await self._build(spec, events)
+        except BaseException as e:
+            self.observer.build_ended(spec, events, None, e)
+            raise
+        self.observer.build_ended(spec, events, result, None)
+        return result
+
+    async def _build(self, spec: BuildSpec, events: EventStream) -> cached_pb2.BuildResult:
         started = time.perf_counter()
         self.counters.builds += 1
         resolved = b""
@@ -186,6 +201,9 @@ class BuildPipeline:
         else:
             miss = explain_miss(previous, keys.app_record)
             reason, detail = miss.reason, miss.detail
+            removed = self.tombstones.reason("actions", self._action_root_key(spec, keys.action_key)) if root is None else None
+            if removed is not None:  # these very inputs were built; eviction, purge or repair removed the result
+                reason, detail = removed
 
         if root is not None:
             self.counters.action_hits += 1
@@ -193,7 +211,7 @@ class BuildPipeline:
             self.store.lease(trees=[Digest.from_proto(record.output_tree)])
             events.decision("action", HIT, "hit", "identical inputs were built before", "local")
             if previous is None or previous.last_action_key != keys.action_key:
-                await self._record_app(spec, keys, previous)
+                await self._record_app(spec, keys, previous, events)
             return self._result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
 
         events.decision("action", MISS, reason, detail, "local")
@@ -204,7 +222,8 @@ class BuildPipeline:
         )
         if coalesced:
             events.decision("action", COALESCED, "coalesced", "an identical build was already running; its result is shared")
-        await self._record_app(spec, keys, previous)
+        self.store.lease(trees=[Digest.from_proto(built.record.output_tree)])  # as a hit does: the caller reads them next
+        await self._record_app(spec, keys, previous, events)
         return self._result(events, keys, built.record, started, "miss", reason, bytes_ingested=built.bytes_ingested, lockfile=resolved, deps=built.deps)
 
     def _result(
@@ -220,14 +239,21 @@ class BuildPipeline:
         )
         if deps is not None:
             metrics.deps_method, metrics.deps_files, metrics.deps_bytes, metrics.deps_ms = deps.method, deps.files, deps.bytes, deps.ms
+        deps_restored = deps.bytes if deps is not None and any(d.layer == "deps" and d.result == HIT for d in events.decisions) else 0
+        metrics.bytes_restored = total if cache == "hit" else deps_restored
+        events.metrics = metrics
         events.emit(cached_pb2.BuildEvent(metrics=metrics))
-        log.info("build", extra={"metrics": {"cache": cache, "reason": reason, "action_key": keys.action_key, "duration_ms": round(duration, 2), "phase_ms": dict(events.phase_ms), "output_files": len(outputs), "output_bytes": total}})
+        log.info("build", extra={"metrics": {
+            "cache": cache, "reason": reason, "action_key": keys.action_key, "duration_ms": round(duration, 2), "phase_ms": dict(events.phase_ms),
+            "output_files": len(outputs), "output_bytes": total, "bytes_ingested": bytes_ingested, "bytes_restored": metrics.bytes_restored,
+            "decisions": [{"layer": d.layer, "result": cached_pb2.CacheDecision.Result.Name(d.result).lower(), "tier": d.tier, "reason": d.reason} for d in events.decisions],
+        }})
         return cached_pb2.BuildResult(
             action_key=keys.action_key, output_tree=record.output_tree, outputs=outputs, phase_ms=events.phase_ms,
             duration_ms=duration, cache=cache, reason=reason, lockfile=lockfile, log=record.log,
         )
 
-    async def _record_app(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None) -> None:
+    async def _record_app(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, events: EventStream) -> None:
         record = records_pb2.AppRecord()
         record.CopyFrom(keys.app_record)
         record.last_build_unix_ms = int(time.time() * 1000)
@@ -236,6 +262,7 @@ class BuildPipeline:
         else:
             record.builds = 1
         await asyncio.wrap_future(self.store.index.put("apps", f"{spec.tenant}/{spec.app}".encode(), record.SerializeToString()))
+        self.observer.app_recorded(spec, keys.sources, record, previous, events.decisions)
 
     # ------------------------------------------------------------------ miss
 
@@ -249,6 +276,7 @@ class BuildPipeline:
         build_env = child_env(self._base_env, spec.env, install=False)
         with Phase(events, "dependencies", 0.05, 0.65):  # type: ignore[arg-type]
             deps = await self.deps.ensure(spec, keys.deps_key, previous.deps_key if previous else "", events, deadline, install_env)
+        keep_leased(self.store, trees=[deps.tree])  # whatever purge or collection do while this build runs
         async with self._app_locks.get(spec.owner):
             workspace = Workspace(self.workspace_path(spec), self.store.blobs.open)
             with Phase(events, "workspace", 0.65, 0.7):  # type: ignore[arg-type]

@@ -20,12 +20,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cached.build.deps import install_commands
 from cached.build.environment import NpmSettings
 from cached.build.pipeline import BuildPipeline, PipelineSettings
 from cached.build.request import Limits
 from cached.build.scratch import clear_scratch
 from cached.build.steps import StepRunner
 from cached.build.toolchain import probe_toolchain
+from cached.operate.config import OperateConfig
+from cached.operate.operations import Operations
 from cached.sandbox import Sandbox
 from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
@@ -57,6 +60,7 @@ class DaemonConfig:
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
     vite_cache: bool = True
+    operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
 
 
 def npm_settings(cache_dir: Path) -> NpmSettings:
@@ -95,16 +99,20 @@ class Daemon:
         shutil.chown(npm_cache, config.sandbox_uid, config.sandbox_gid) if os.geteuid() == 0 else None
         self.npm = npm_settings(npm_cache)
         self.sandbox = Sandbox(config.sandbox)
-        self.store = Store.open(root, digest_function=config.digest_function)
+        self.store = Store.open(
+            root, digest_function=config.digest_function,
+            lease_seconds=config.operate.lease_seconds, grace_seconds=config.operate.grace_seconds,
+        )
         clear_scratch(root)
         overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
         hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
         self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid)
+        self.operations = Operations(self.store, config.operate, self.toolchain, install_commands(config.allow_install_scripts))
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
             root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
             deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
-        ))
+        ), observer=self.operations)
         self.builder = BuilderService(self.pipeline, self.store, config.limits)
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -118,7 +126,7 @@ class Daemon:
         server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)] if self.config.tokens else None)
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
         cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root, self.operations), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = service_names()
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -127,6 +135,7 @@ class Daemon:
             raise RuntimeError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
         await server.start()
         self.server = server
+        await self.operations.start()
         for name in ["", *names]:
             await _maybe_await(self.health.set(name, health_pb2.HealthCheckResponse.SERVING))
         log.info("serving", extra={"listen": self.config.listen, "port": self.port, "root": str(self.root), "toolchain": self.toolchain.describe(), "digest": self.store.hasher.function})
@@ -140,6 +149,7 @@ class Daemon:
                 await _maybe_await(self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
             await self.server.stop(self.config.drain_seconds)
             self.server = None
+        await self.operations.stop()
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
 

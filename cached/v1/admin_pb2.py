@@ -24,19 +24,59 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x61\x63hed/v1/admin.proto\x12\tcached.v1\"\x0e\n\x0cStatsRequest\"\\\n\x08\x41ppStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x17\n\x0flast_action_key\x18\x03 \x01(\t\x12\x1a\n\x12last_build_unix_ms\x18\x04 \x01(\x03\"\xdb\x01\n\rStatsResponse\x12\r\n\x05\x62lobs\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x0f\n\x07\x61\x63tions\x18\x03 \x01(\x03\x12\x0c\n\x04\x61pps\x18\x04 \x01(\x03\x12&\n\tapp_stats\x18\x05 \x03(\x0b\x32\x13.cached.v1.AppStats\x12\x17\n\x0f\x64igest_function\x18\x06 \x01(\t\x12\x0c\n\x04root\x18\x07 \x01(\t\x12\x19\n\x11processes_started\x18\x08 \x01(\x03\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\x13\n\x0b\x61\x63tion_hits\x18\n \x01(\x03\x32\x43\n\x05\x41\x64min\x12:\n\x05Stats\x12\x17.cached.v1.StatsRequest\x1a\x18.cached.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x61\x63hed/v1/admin.proto\x12\tcached.v1\"\x0e\n\x0cStatsRequest\"\xca\x01\n\x08\x41ppStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x17\n\x0flast_action_key\x18\x03 \x01(\t\x12\x1a\n\x12last_build_unix_ms\x18\x04 \x01(\x03\x12\r\n\x05\x62ytes\x18\x05 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\x06 \x01(\x03\x12\x0e\n\x06\x62uilds\x18\x07 \x01(\x03\x12\x13\n\x0b\x61\x63tion_hits\x18\x08 \x01(\x03\x12\x10\n\x08hit_rate\x18\t \x01(\x01\x12\x15\n\rbuilds_failed\x18\n \x01(\x03\"\x9e\x01\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x0c\n\x04\x61pps\x18\x04 \x01(\x03\x12\x0e\n\x06\x62uilds\x18\x05 \x01(\x03\x12\x13\n\x0b\x61\x63tion_hits\x18\x06 \x01(\x03\x12\x10\n\x08hit_rate\x18\x07 \x01(\x01\x12\x1a\n\x12last_build_unix_ms\x18\x08 \x01(\x03\"\xd9\x03\n\rStatsResponse\x12\r\n\x05\x62lobs\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x0f\n\x07\x61\x63tions\x18\x03 \x01(\x03\x12\x0c\n\x04\x61pps\x18\x04 \x01(\x03\x12&\n\tapp_stats\x18\x05 \x03(\x0b\x32\x13.cached.v1.AppStats\x12\x17\n\x0f\x64igest_function\x18\x06 \x01(\t\x12\x0c\n\x04root\x18\x07 \x01(\t\x12\x19\n\x11processes_started\x18\x08 \x01(\x03\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\x13\n\x0b\x61\x63tion_hits\x18\n \x01(\x03\x12\x36\n\x07\x65ntries\x18\x0b \x03(\x0b\x32%.cached.v1.StatsResponse.EntriesEntry\x12,\n\x0ctenant_stats\x18\x0c \x03(\x0b\x32\x16.cached.v1.TenantStats\x12\x10\n\x08hit_rate\x18\r \x01(\x01\x12\x15\n\rbuilds_failed\x18\x0e \x01(\x03\x12\x11\n\tevictions\x18\x0f \x01(\x03\x12\x11\n\tmax_bytes\x18\x10 \x01(\x03\x12\x17\n\x0fmetrics_address\x18\x11 \x01(\t\x1a.\n\x0c\x45ntriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"w\n\x0cPurgeRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65ps_key\x18\x03 \x01(\t\x12\x1a\n\x12older_than_seconds\x18\x04 \x01(\x03\x12\x0b\n\x03\x61ll\x18\x05 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\"\x8c\x02\n\rPurgeResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x35\n\x07\x62y_kind\x18\x03 \x03(\x0b\x32$.cached.v1.PurgeResponse.ByKindEntry\x12\x0c\n\x04keys\x18\x04 \x03(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x15\n\rblobs_deleted\x18\x06 \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x07 \x01(\x03\x12\x13\n\x0b\x62ytes_after\x18\x08 \x01(\x03\x12\x15\n\rwatermark_set\x18\t \x01(\x08\x1a-\n\x0b\x42yKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"N\n\x15\x43ollectGarbageRequest\x12\x16\n\tmax_bytes\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x42\x0c\n\n_max_bytes\"\xee\x01\n\x16\x43ollectGarbageResponse\x12\x15\n\rroots_evicted\x18\x01 \x01(\x03\x12\x15\n\rblobs_deleted\x18\x02 \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x03 \x01(\x03\x12\x14\n\x0c\x62ytes_before\x18\x04 \x01(\x03\x12\x13\n\x0b\x62ytes_after\x18\x05 \x01(\x03\x12\x15\n\rtrees_removed\x18\x06 \x01(\x03\x12\x1c\n\x14\x62lobs_kept_protected\x18\x07 \x01(\x03\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\t \x01(\x08\x12\x0f\n\x07\x65victed\x18\n \x03(\t\"\x1f\n\rVerifyRequest\x12\x0e\n\x06repair\x18\x01 \x01(\x08\"\xa9\x01\n\x0eVerifyResponse\x12\x15\n\rfiles_checked\x18\x01 \x01(\x03\x12\x0f\n\x07\x63orrupt\x18\x02 \x03(\t\x12\x0f\n\x07missing\x18\x03 \x03(\t\x12\x13\n\x0bquarantined\x18\x04 \x01(\x03\x12\x15\n\rroots_deleted\x18\x05 \x01(\x03\x12\x15\n\rtrees_removed\x18\x06 \x01(\x03\x12\x0f\n\x07seconds\x18\x07 \x01(\x01\x12\n\n\x02ok\x18\x08 \x01(\x08\"-\n\x0e\x45xplainRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\"\x9a\x03\n\x0e\x44\x65psComponents\x12\x10\n\x08\x64\x65ps_key\x18\x01 \x01(\t\x12\x17\n\x0flockfile_digest\x18\x02 \x01(\t\x12\x19\n\x11lockfile_packages\x18\x03 \x01(\x03\x12\x1d\n\x15package_fields_digest\x18\x04 \x01(\t\x12\x16\n\x0epackage_fields\x18\x05 \x03(\t\x12\x17\n\x0finstall_scripts\x18\x06 \x03(\t\x12\x33\n\x05npmrc\x18\x07 \x03(\x0b\x32$.cached.v1.DepsComponents.NpmrcEntry\x12\x0f\n\x07patches\x18\x08 \x03(\t\x12;\n\ttoolchain\x18\t \x03(\x0b\x32(.cached.v1.DepsComponents.ToolchainEntry\x12\x0f\n\x07\x63ommand\x18\n \x03(\t\x1a,\n\nNpmrcEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eToolchainEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf5\x01\n\rKeyComponents\x12\x12\n\naction_key\x18\x01 \x01(\t\x12\x16\n\x0esources_digest\x18\x02 \x01(\t\x12\x14\n\x0csource_files\x18\x03 \x01(\x03\x12\'\n\x04\x64\x65ps\x18\x04 \x01(\x0b\x32\x19.cached.v1.DepsComponents\x12\x11\n\tenv_names\x18\x05 \x03(\t\x12\x11\n\ttoolchain\x18\x06 \x01(\t\x12\x0e\n\x06script\x18\x07 \x01(\t\x12\x0c\n\x04mode\x18\x08 \x01(\t\x12\x15\n\rbuilt_unix_ms\x18\t \x01(\x03\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\"O\n\nDifference\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x03(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xd2\x01\n\x0f\x45xplainResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12&\n\x04last\x18\x02 \x01(\x0b\x32\x18.cached.v1.KeyComponents\x12\x12\n\nhas_before\x18\x03 \x01(\x08\x12(\n\x06\x62\x65\x66ore\x18\x04 \x01(\x0b\x32\x18.cached.v1.KeyComponents\x12*\n\x0b\x64ifferences\x18\x05 \x03(\x0b\x32\x15.cached.v1.Difference\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t2\xd7\x02\n\x05\x41\x64min\x12:\n\x05Stats\x12\x17.cached.v1.StatsRequest\x1a\x18.cached.v1.StatsResponse\x12:\n\x05Purge\x12\x17.cached.v1.PurgeRequest\x1a\x18.cached.v1.PurgeResponse\x12U\n\x0e\x43ollectGarbage\x12 .cached.v1.CollectGarbageRequest\x1a!.cached.v1.CollectGarbageResponse\x12=\n\x06Verify\x12\x18.cached.v1.VerifyRequest\x1a\x19.cached.v1.VerifyResponse\x12@\n\x07\x45xplain\x12\x19.cached.v1.ExplainRequest\x1a\x1a.cached.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cached.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STATSRESPONSE_ENTRIESENTRY']._loaded_options = None
+  _globals['_STATSRESPONSE_ENTRIESENTRY']._serialized_options = b'8\001'
+  _globals['_PURGERESPONSE_BYKINDENTRY']._loaded_options = None
+  _globals['_PURGERESPONSE_BYKINDENTRY']._serialized_options = b'8\001'
+  _globals['_DEPSCOMPONENTS_NPMRCENTRY']._loaded_options = None
+  _globals['_DEPSCOMPONENTS_NPMRCENTRY']._serialized_options = b'8\001'
+  _globals['_DEPSCOMPONENTS_TOOLCHAINENTRY']._loaded_options = None
+  _globals['_DEPSCOMPONENTS_TOOLCHAINENTRY']._serialized_options = b'8\001'
   _globals['_STATSREQUEST']._serialized_start=36
   _globals['_STATSREQUEST']._serialized_end=50
-  _globals['_APPSTATS']._serialized_start=52
-  _globals['_APPSTATS']._serialized_end=144
-  _globals['_STATSRESPONSE']._serialized_start=147
-  _globals['_STATSRESPONSE']._serialized_end=366
-  _globals['_ADMIN']._serialized_start=368
-  _globals['_ADMIN']._serialized_end=435
+  _globals['_APPSTATS']._serialized_start=53
+  _globals['_APPSTATS']._serialized_end=255
+  _globals['_TENANTSTATS']._serialized_start=258
+  _globals['_TENANTSTATS']._serialized_end=416
+  _globals['_STATSRESPONSE']._serialized_start=419
+  _globals['_STATSRESPONSE']._serialized_end=892
+  _globals['_STATSRESPONSE_ENTRIESENTRY']._serialized_start=846
+  _globals['_STATSRESPONSE_ENTRIESENTRY']._serialized_end=892
+  _globals['_PURGEREQUEST']._serialized_start=894
+  _globals['_PURGEREQUEST']._serialized_end=1013
+  _globals['_PURGERESPONSE']._serialized_start=1016
+  _globals['_PURGERESPONSE']._serialized_end=1284
+  _globals['_PURGERESPONSE_BYKINDENTRY']._serialized_start=1239
+  _globals['_PURGERESPONSE_BYKINDENTRY']._serialized_end=1284
+  _globals['_COLLECTGARBAGEREQUEST']._serialized_start=1286
+  _globals['_COLLECTGARBAGEREQUEST']._serialized_end=1364
+  _globals['_COLLECTGARBAGERESPONSE']._serialized_start=1367
+  _globals['_COLLECTGARBAGERESPONSE']._serialized_end=1605
+  _globals['_VERIFYREQUEST']._serialized_start=1607
+  _globals['_VERIFYREQUEST']._serialized_end=1638
+  _globals['_VERIFYRESPONSE']._serialized_start=1641
+  _globals['_VERIFYRESPONSE']._serialized_end=1810
+  _globals['_EXPLAINREQUEST']._serialized_start=1812
+  _globals['_EXPLAINREQUEST']._serialized_end=1857
+  _globals['_DEPSCOMPONENTS']._serialized_start=1860
+  _globals['_DEPSCOMPONENTS']._serialized_end=2270
+  _globals['_DEPSCOMPONENTS_NPMRCENTRY']._serialized_start=2176
+  _globals['_DEPSCOMPONENTS_NPMRCENTRY']._serialized_end=2220
+  _globals['_DEPSCOMPONENTS_TOOLCHAINENTRY']._serialized_start=2222
+  _globals['_DEPSCOMPONENTS_TOOLCHAINENTRY']._serialized_end=2270
+  _globals['_KEYCOMPONENTS']._serialized_start=2273
+  _globals['_KEYCOMPONENTS']._serialized_end=2518
+  _globals['_DIFFERENCE']._serialized_start=2520
+  _globals['_DIFFERENCE']._serialized_end=2599
+  _globals['_EXPLAINRESPONSE']._serialized_start=2602
+  _globals['_EXPLAINRESPONSE']._serialized_end=2812
+  _globals['_ADMIN']._serialized_start=2815
+  _globals['_ADMIN']._serialized_end=3158
 # @@protoc_insertion_point(module_scope)

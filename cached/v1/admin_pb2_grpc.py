@@ -39,6 +39,26 @@ class AdminStub:
                 request_serializer=cached_dot_v1_dot_admin__pb2.StatsRequest.SerializeToString,
                 response_deserializer=cached_dot_v1_dot_admin__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Purge = channel.unary_unary(
+                '/cached.v1.Admin/Purge',
+                request_serializer=cached_dot_v1_dot_admin__pb2.PurgeRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.PurgeResponse.FromString,
+                _registered_method=True)
+        self.CollectGarbage = channel.unary_unary(
+                '/cached.v1.Admin/CollectGarbage',
+                request_serializer=cached_dot_v1_dot_admin__pb2.CollectGarbageRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.CollectGarbageResponse.FromString,
+                _registered_method=True)
+        self.Verify = channel.unary_unary(
+                '/cached.v1.Admin/Verify',
+                request_serializer=cached_dot_v1_dot_admin__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.VerifyResponse.FromString,
+                _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/cached.v1.Admin/Explain',
+                request_serializer=cached_dot_v1_dot_admin__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -50,6 +70,35 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Purge(self, request, context):
+        """Removes cache entries: one app (by its purge watermark), one tenant, one deps key, entries unused
+        for a while, or everything; the sweep then reclaims the blobs nothing references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectGarbage(self, request, context):
+        """Evicts least-recently-used entries until the store fits max_bytes, then sweeps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Verify(self, request, context):
+        """Re-hashes every blob; with repair, quarantines corrupt ones and drops the entries that name them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Explain(self, request, context):
+        """The components of an app's last action and deps keys, and what differs from the build before it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +106,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=cached_dot_v1_dot_admin__pb2.StatsRequest.FromString,
                     response_serializer=cached_dot_v1_dot_admin__pb2.StatsResponse.SerializeToString,
+            ),
+            'Purge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Purge,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.PurgeRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.PurgeResponse.SerializeToString,
+            ),
+            'CollectGarbage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectGarbage,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.CollectGarbageRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.CollectGarbageResponse.SerializeToString,
+            ),
+            'Verify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Verify,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.VerifyRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.VerifyResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.ExplainRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +155,114 @@ class Admin:
             '/cached.v1.Admin/Stats',
             cached_dot_v1_dot_admin__pb2.StatsRequest.SerializeToString,
             cached_dot_v1_dot_admin__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Purge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/Purge',
+            cached_dot_v1_dot_admin__pb2.PurgeRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.PurgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectGarbage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/CollectGarbage',
+            cached_dot_v1_dot_admin__pb2.CollectGarbageRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.CollectGarbageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Verify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/Verify',
+            cached_dot_v1_dot_admin__pb2.VerifyRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/Explain',
+            cached_dot_v1_dot_admin__pb2.ExplainRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

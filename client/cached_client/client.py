@@ -301,6 +301,35 @@ class Client:
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
+    # Operations (Admin: they need the admin token when the daemon has tokens); each returns admin.proto's response.
+    def stats_response(self) -> admin_pb2.StatsResponse:
+        """Stats with everything: entries by kind, per tenant and per app (bytes, entries, hit rate, last build)."""
+        return self._admin(self.admin.Stats, admin_pb2.StatsRequest())
+
+    def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False) -> admin_pb2.PurgeResponse:
+        """Exactly one of app ("tenant/app"), tenant, deps_key, older_than_s, all."""
+        request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
+        return self._admin(self.admin.Purge, request)
+
+    def collect_garbage(self, max_bytes: int | None = None, *, dry_run: bool = False) -> admin_pb2.CollectGarbageResponse:
+        """Evicts least-recently-used entries until the store fits max_bytes (None: sweep only)."""
+        request = admin_pb2.CollectGarbageRequest(dry_run=dry_run)
+        if max_bytes is not None:
+            request.max_bytes = max_bytes
+        return self._admin(self.admin.CollectGarbage, request)
+
+    def verify(self, repair: bool = False) -> admin_pb2.VerifyResponse:
+        return self._admin(self.admin.Verify, admin_pb2.VerifyRequest(repair=repair))
+
+    def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
+        return self._admin(self.admin.Explain, admin_pb2.ExplainRequest(tenant=tenant, app=app))
+
+    def _admin(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, metadata=_metadata(self.token))
+        except grpc.RpcError as e:
+            raise CachedError.from_rpc(e) from None
+
 
 class AsyncClient:
     """The same calls for asyncio users, over a grpc.aio channel. Cancelling the awaiting task cancels the build."""

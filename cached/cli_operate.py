@@ -1,0 +1,229 @@
+"""`cached stats`, `purge`, `gc`, `verify` and `explain`, and the operations options of `cached serve`.
+
+Every command calls the running daemon's Admin service (which owns the
+store), so it works while builds run; with tokens configured it needs the
+admin token (--token or $CACHED_TOKEN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cached.operate.config import OperateConfig, format_bytes, parse_age, parse_size
+
+
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    g = serve.add_argument_group("operations", "metrics, disk cap and what garbage collection protects")
+    g.add_argument("--metrics-listen", default="", metavar="HOST:PORT", help="serve Prometheus metrics over HTTP here (a bare PORT stays on 127.0.0.1; default: off)")
+    g.add_argument("--max-size", default="0", metavar="SIZE", help="keep the store under this size (e.g. 20GB): above it, evict least-recently-used entries (default 0: no cap)")
+    g.add_argument("--gc-low-watermark", type=float, default=0.9, metavar="FRACTION", help="collect down to this fraction of --max-size (at most 0.9; default 0.9)")
+    g.add_argument("--gc-interval", type=float, default=60.0, metavar="SECONDS", help="how often the cap is checked (builds that store bytes check sooner; default 60)")
+    g.add_argument("--lease-seconds", type=float, default=600.0, help="a result just served is kept this long whatever GC or purge do (default 600)")
+    g.add_argument("--gc-grace-seconds", type=float, default=60.0, help="blobs younger than this are never swept (default 60)")
+
+
+def operate_config(args: argparse.Namespace) -> OperateConfig:
+    try:
+        return OperateConfig(
+            metrics_listen=args.metrics_listen, max_bytes=parse_size(args.max_size), low_watermark=args.gc_low_watermark,
+            gc_interval_s=args.gc_interval, lease_seconds=args.lease_seconds, grace_seconds=args.gc_grace_seconds,
+        )
+    except ValueError as e:
+        raise SystemExit(f"cached: {e}") from None
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    address = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", default=address, help=f"daemon address (default {address}, or $CACHED_ADDRESS)")
+        p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help="admin token (default $CACHED_TOKEN)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    stats = sub.add_parser("stats", help="store totals, and bytes, entries, last build and hit rate per tenant and app")
+    common(stats)
+    stats.set_defaults(func=cmd_stats)
+
+    purge = sub.add_parser("purge", help="clear one app, one tenant, one dependency tree, old entries or everything")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--app", default="", metavar="TENANT/APP", help="the app's next build misses (reason purged); apps sharing its results still hit")
+    which.add_argument("--tenant", default="", help="remove the tenant's results and Vite caches")
+    which.add_argument("--deps", default="", metavar="KEY", help="remove one dependency tree (see `cached explain`)")
+    which.add_argument("--older-than", default="", metavar="AGE", help="remove entries unused for this long (e.g. 7d, 12h)")
+    which.add_argument("--all", action="store_true", help="remove every entry")
+    purge.add_argument("--dry-run", action="store_true", help="print what would go and how many bytes; change nothing")
+    common(purge)
+    purge.set_defaults(func=cmd_purge)
+
+    gc = sub.add_parser("gc", help="evict least-recently-used entries until the store fits, then reclaim unreferenced blobs")
+    gc.add_argument("--max-size", default="", metavar="SIZE", help="e.g. 20GB (default: only reclaim what nothing references)")
+    gc.add_argument("--dry-run", action="store_true")
+    common(gc)
+    gc.set_defaults(func=cmd_gc)
+
+    verify = sub.add_parser("verify", help="re-hash every blob; exit 1 when any is corrupt or missing")
+    verify.add_argument("--repair", action="store_true", help="quarantine corrupt blobs and drop the entries naming them (their next build is clean)")
+    common(verify)
+    verify.set_defaults(func=cmd_verify)
+
+    explain = sub.add_parser("explain", help="what an app's last keys are made of, and what changed since the build before")
+    explain.add_argument("--app", required=True, metavar="TENANT/APP")
+    common(explain)
+    explain.set_defaults(func=cmd_explain)
+
+
+def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Any:
+    from cached_client import CachedError, Client
+
+    with Client(args.server, token=args.token) as client:
+        try:
+            return fn(client)
+        except CachedError as e:
+            print(f"cached: {args.command} failed: {e.code.name}: {e.details}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def _when(unix_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_ms / 1000)) + " UTC" if unix_ms else "never"
+
+
+def _message(m: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    s = _call(args, lambda c: c.stats_response())
+    apps = [{"tenant": a.tenant, "app": a.app, "last_action_key": a.last_action_key, "last_build_unix_ms": a.last_build_unix_ms,
+             "bytes": a.bytes, "entries": a.entries, "builds": a.builds, "action_hits": a.action_hits,
+             "hit_rate": round(a.hit_rate, 4), "builds_failed": a.builds_failed} for a in s.app_stats]
+    tenants = [{"tenant": t.tenant, "bytes": t.bytes, "entries": t.entries, "apps": t.apps, "builds": t.builds,
+                "action_hits": t.action_hits, "hit_rate": round(t.hit_rate, 4), "last_build_unix_ms": t.last_build_unix_ms} for t in s.tenant_stats]
+    data = {
+        "root": s.root, "digest_function": s.digest_function, "blobs": s.blobs, "bytes": s.bytes, "actions": s.actions,
+        "apps": s.apps, "entries": dict(s.entries), "max_bytes": s.max_bytes, "builds": s.builds, "action_hits": s.action_hits,
+        "hit_rate": round(s.hit_rate, 4), "builds_failed": s.builds_failed, "evictions": s.evictions,
+        "processes_started": s.processes_started, "metrics_address": s.metrics_address, "per_tenant": tenants, "per_app": apps,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    cap = f" of {format_bytes(s.max_bytes)} allowed" if s.max_bytes else ""
+    entries = ", ".join(f"{n} {k}" for k, n in sorted(s.entries.items())) or "no entries"
+    print(f"store {s.root} ({s.digest_function}): {format_bytes(s.bytes)}{cap} in {s.blobs} blobs; {entries}")
+    print(f"since start: {s.builds} builds, {s.action_hits} action hits ({s.hit_rate:.0%}), {s.builds_failed} failed, "
+          f"{s.evictions} entries evicted, {s.processes_started} child processes")
+    if s.metrics_address:
+        print(f"metrics: http://{s.metrics_address}/metrics")
+    for t in tenants:
+        print(f"tenant {t['tenant']}: {format_bytes(t['bytes'])} in {t['entries']} entries, {t['apps']} apps, "
+              f"{t['builds']} builds ({t['hit_rate']:.0%} hits), last build {_when(t['last_build_unix_ms'])}")
+        for a in (a for a in apps if a["tenant"] == t["tenant"]):
+            print(f"  {a['app']}: {format_bytes(a['bytes'])} in {a['entries']} entries, {a['builds']} builds "
+                  f"({a['hit_rate']:.0%} hits), last build {_when(a['last_build_unix_ms'])}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    try:
+        older = parse_age(args.older_than) if args.older_than else 0.0
+    except ValueError as e:
+        print(f"cached: {e}", file=sys.stderr)
+        return 2
+    r = _call(args, lambda c: c.purge(app=args.app, tenant=args.tenant, deps_key=args.deps, older_than_s=older, all=args.all, dry_run=args.dry_run))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+        return 0
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(r.by_kind.items())) or "none"
+    if r.dry_run:
+        verb = "would hide" if args.app else "would remove"
+        print(f"{verb} {r.entries} entries naming {format_bytes(r.bytes)} ({kinds}); nothing was changed")
+    elif args.app:
+        print(f"purged {args.app}: its next build misses (reason purged); {r.entries} entries it made ({format_bytes(r.bytes)}) "
+              f"stay for apps sharing them; freed {format_bytes(r.bytes_freed)}")
+    else:
+        print(f"removed {r.entries} entries naming {format_bytes(r.bytes)} ({kinds}); the sweep freed "
+              f"{format_bytes(r.bytes_freed)} in {r.blobs_deleted} blobs; store now {format_bytes(r.bytes_after)}")
+    for key in r.keys:
+        print(f"  {key}")
+    if r.entries > len(r.keys):
+        print(f"  ... and {r.entries - len(r.keys)} more")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    try:
+        max_bytes = parse_size(args.max_size) if args.max_size else None
+    except ValueError as e:
+        print(f"cached: {e}", file=sys.stderr)
+        return 2
+    r = _call(args, lambda c: c.collect_garbage(max_bytes, dry_run=args.dry_run))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+        return 0
+    verb = "would evict" if r.dry_run else "evicted"
+    print(f"{verb} {r.roots_evicted} entries and {'would delete' if r.dry_run else 'deleted'} {r.blobs_deleted} blobs "
+          f"({format_bytes(r.bytes_freed)}); store {format_bytes(r.bytes_before)} -> {format_bytes(r.bytes_after)}"
+          f"{f'; {r.blobs_kept_protected} blobs kept (in use or too new)' if r.blobs_kept_protected else ''}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    r = _call(args, lambda c: c.verify(repair=args.repair))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+    elif r.ok:
+        print(f"checked {r.files_checked} blob files in {r.seconds:.1f} s: all intact")
+    else:
+        print(f"checked {r.files_checked} blob files: {len(r.corrupt)} corrupt, {len(r.missing)} missing")
+        for path in r.corrupt:
+            print(f"  corrupt: {path}")
+        for digest in r.missing:
+            print(f"  missing: {digest}")
+        if args.repair:
+            print(f"repaired: {r.quarantined} quarantined, {r.roots_deleted} entries dropped (their next build is a clean miss), {r.trees_removed} trees removed")
+        else:
+            print("run `cached verify --repair` to quarantine them and drop the entries that name them")
+    return 0 if r.ok else 1
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    tenant, sep, app = args.app.partition("/")
+    if not sep:
+        print("cached: --app takes TENANT/APP", file=sys.stderr)
+        return 2
+    r = _call(args, lambda c: c.explain(tenant, app))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+        return 0
+    print(r.summary)
+    print(f"last build ({_when(r.last.built_unix_ms)}):")
+    _print_keys(r.last)
+    if r.has_before:
+        print(f"build before ({_when(r.before.built_unix_ms)}): action {r.before.action_key}")
+        for d in r.differences:
+            print(f"  {d.detail}")
+        if not r.differences:
+            print("  same inputs")
+    return 0
+
+
+def _print_keys(k: Any) -> None:
+    d = k.deps
+    print(f"  action     {k.action_key}")
+    print(f"  sources    {k.sources_digest or '?'} ({k.source_files} files)")
+    print(f"  deps       {d.deps_key}")
+    if d.package_fields_digest:
+        print(f"    lockfile {d.lockfile_digest or 'none'} ({d.lockfile_packages} packages); package.json fields {', '.join(d.package_fields) or 'none'}")
+        print(f"    install scripts {', '.join(d.install_scripts) or 'none'}; .npmrc {', '.join(f'{a}={b}' for a, b in sorted(d.npmrc.items())) or 'none'}; patches {len(d.patches)}")
+        print(f"    {' '.join(f'{a} {b}' for a, b in sorted(d.toolchain.items()))}; {' && '.join(d.command)}")
+    print(f"  env        {', '.join(k.env_names) or 'none'}")
+    print(f"  toolchain  {k.toolchain}")
+    print(f"  script     {k.script or 'build'}, mode {k.mode or 'production'}")

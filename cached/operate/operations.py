@@ -1,0 +1,75 @@
+"""The operations side of one daemon: wires metrics, tombstones, history, purge, GC and verify.
+
+It is also the pipeline's BuildObserver: every ended build feeds the metrics,
+every changed app record feeds the app's history, and a build that stored
+bytes nudges the automatic collector.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from cached.build.events import EventStream
+from cached.build.request import BuildSpec
+from cached.build.toolchain import Toolchain
+from cached.digest import Digest
+from cached.operate.config import OperateConfig, metrics_address
+from cached.operate.explain import AppHistory, Explainer
+from cached.operate.gc import AutoCollector, GarbageCollector
+from cached.operate.metrics import BuildMetrics
+from cached.operate.purge import Purger
+from cached.operate.tombstones import Tombstones
+from cached.operate.verify import Verifier
+from cached.store import Store
+from cached.v1 import cached_pb2, records_pb2
+
+log = logging.getLogger("cached.operate")
+
+
+class Operations:
+    def __init__(self, store: Store, config: OperateConfig, toolchain: Toolchain, install_commands: Sequence[Sequence[str]]) -> None:
+        self.store = store
+        self.config = config
+        self.metrics = BuildMetrics(store.stats)
+        self.tombstones = Tombstones(store)
+        self.history = AppHistory(store, toolchain, install_commands)
+        self.gc = GarbageCollector(store, self.tombstones, self.metrics)
+        self.purger = Purger(store, self.tombstones, self.metrics)
+        self.verifier = Verifier(store, self.tombstones, self.metrics)
+        self.explainer = Explainer(store, self.history, self.tombstones)
+        self.autocollect = AutoCollector(
+            store, self.gc, max_bytes=config.max_bytes, low_watermark=config.low_watermark, interval_s=config.gc_interval_s,
+        )
+
+    async def start(self) -> None:
+        """Serves metrics (when configured) and starts the automatic collector (when capped)."""
+        if self.config.metrics_listen:
+            host, port = metrics_address(self.config.metrics_listen)
+            self.metrics.serve(host, port)
+        self.autocollect.start()
+
+    async def stop(self) -> None:
+        await self.autocollect.stop()
+        self.metrics.close()
+
+    # -- BuildObserver -----------------------------------------------------------------
+    def app_recorded(
+        self, spec: BuildSpec, sources: Digest, record: records_pb2.AppRecord,
+        previous: records_pb2.AppRecord | None, decisions: Sequence[cached_pb2.CacheDecision],
+    ) -> None:
+        try:
+            self.history.recorded(spec, sources, record, previous, decisions)
+        except Exception:  # noqa: BLE001 - history is for people; the build stands
+            log.warning("could not keep the app's history", exc_info=True, extra={"owner": spec.owner})
+
+    def build_ended(self, spec: BuildSpec, events: EventStream, result: cached_pb2.BuildResult | None, error: BaseException | None) -> None:
+        try:
+            self.metrics.observe_build(spec.owner, events.decisions, events.phase_ms, result, events.metrics, error)
+        except Exception:  # noqa: BLE001 - metrics never fail a build
+            log.warning("could not count a build", exc_info=True, extra={"owner": spec.owner})
+        if result is not None and events.metrics is not None and events.metrics.bytes_ingested:
+            self.autocollect.nudge()
+
+
+__all__ = ["Operations", "OperateConfig"]
