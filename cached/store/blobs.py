@@ -17,6 +17,7 @@ a blob writable, and never hardlink a file it does not own.
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import logging
 import os
@@ -436,7 +437,7 @@ class BlobStore:
         return all(self.hasher.file(p) == digest for p in paths)
 
     # -- ownership (tenant-scoped answers) ---------------------------------------------
-    def note_owner(self, tenant: str, digests: Iterable[Digest]):  # type: ignore[no-untyped-def]
+    def note_owner(self, tenant: str, digests: Iterable[Digest]) -> concurrent.futures.Future[None]:
         """Records that ``tenant`` uploaded or produced these blobs; returns a Future."""
         suffix = b"\x00" + tenant.encode()
         keys = [d.key + suffix for d in digests]

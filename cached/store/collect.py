@@ -128,7 +128,7 @@ class Collector:
             started = time.perf_counter()
             report = CollectReport(dry_run=dry_run)
             horizon = self.protection.horizon_ns(time.time_ns())
-            watch = self.protection.start_watch()
+            watch = self.protection.start_watch(horizon)
             try:
                 self._collect(report, watch, horizon, max_bytes, dry_run)
             finally:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from cached.digest import Digest
 
+PRUNE_EVERY = 1 << 17  # bounded memory for the in-memory maps between sweeps
+
 
 @dataclass
 class SweepWatch:
@@ -39,6 +41,8 @@ class Protection:
         self._ingests: dict[int, int] = {}
         self._ids = itertools.count()
         self._last_put: dict[bytes, int] = {}
+        self._touches = 0
+        self.sweep_horizon: int | None = None
         self._blob_leases: dict[bytes, float] = {}
         self._tree_leases: dict[Digest, float] = {}
         self.watch: SweepWatch | None = None
@@ -46,8 +50,19 @@ class Protection:
 
     # -- puts and ingests ----------------------------------------------------------
     def touch(self, key: bytes) -> None:
-        """Records that ``key`` was put (new or already present) just now."""
-        self._last_put[key] = time.time_ns()
+        """Records that ``key`` was put (new or already present) just now. Caller holds ``lock``."""
+        now = time.time_ns()
+        self._last_put[key] = now
+        self._touches += 1
+        if self._touches >= PRUNE_EVERY:
+            # Bound the map in a daemon that rarely sweeps; never drop what a running sweep needs.
+            self._touches = 0
+            horizon = now - self.grace_ns
+            if self._ingests:
+                horizon = min(horizon, min(self._ingests.values()))
+            if self.sweep_horizon is not None:
+                horizon = min(horizon, self.sweep_horizon)
+            self._last_put = {k: t for k, t in self._last_put.items() if t >= horizon}
 
     @contextmanager
     def ingesting(self) -> Iterator[int]:
@@ -93,6 +108,10 @@ class Protection:
             if self.watch is not None:
                 self.watch.blobs.update(d.key for d in blobs)
                 self.watch.trees.extend(trees)
+            if len(self._blob_leases) + len(self._tree_leases) > PRUNE_EVERY:
+                now = time.monotonic()
+                self._blob_leases = {k: t for k, t in self._blob_leases.items() if t > now}
+                self._tree_leases = {k: t for k, t in self._tree_leases.items() if t > now}
 
     def leased(self) -> tuple[set[bytes], list[Digest]]:
         """The live leases (expired ones are dropped here)."""
@@ -121,9 +140,10 @@ class Protection:
         with self.lock:
             self._roots_in_flight.pop(ident, None)
 
-    def start_watch(self) -> SweepWatch:
+    def start_watch(self, horizon_ns: int) -> SweepWatch:
         """Begins recording refs for a sweep; includes roots already on their way to a commit."""
         with self.lock:
+            self.sweep_horizon = horizon_ns
             watch = SweepWatch()
             for blobs, trees in self._roots_in_flight.values():
                 watch.blobs.update(d.key for d in blobs)
@@ -134,3 +154,4 @@ class Protection:
     def stop_watch(self) -> None:
         with self.lock:
             self.watch = None
+            self.sweep_horizon = None

@@ -18,7 +18,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import lmdb
@@ -208,7 +208,7 @@ class RootStore:
         return self.index.count(kind)
 
     # -- last-access flushing ---------------------------------------------------------------
-    def _flush_access(self):  # type: ignore[no-untyped-def]
+    def _flush_access(self) -> Callable[[lmdb.Transaction], None] | None:
         if not self._access:
             return None
         with self._access_lock:

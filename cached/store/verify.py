@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import lmdb
+
 from cached.digest import Digest
 from cached.store.blobs import parse_name
 from cached.store.errors import TreeNotFound
@@ -107,7 +109,7 @@ def verify_store(store: "Store", *, repair: bool = False) -> VerifyReport:
         names = [n for n, t in store.trees.materialised().items() if t in bad_trees]
         corrupt_keys = [k for k, _ in store.index.items("blobs") if Digest.from_key(k).hash in corrupt_hashes]
 
-        def fn(txn) -> None:  # type: ignore[no-untyped-def]
+        def fn(txn: lmdb.Transaction) -> None:
             for k in corrupt_keys:
                 txn.delete(k, db=store.index.db("blobs"))
             store.trees.unmark_and_remove(txn, names)
