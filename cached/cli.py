@@ -38,6 +38,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.max_children:
         config.max_children = args.max_children
+    from cached.build.warm import WarmSettings
+    config.warm = WarmSettings(
+        max_builders=args.warm_builders, max_memory_bytes=int(args.warm_memory_mb * (1 << 20)),
+        idle_seconds=args.warm_idle, shadow_share=args.warm_shadow_share,
+    )
     if args.token_file:
         config.token_file = Path(args.token_file)
     config.operate = operate_config(args)
@@ -114,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-install-scripts", default="", help="comma-separated packages whose install scripts may run (default: none)")
     serve.add_argument("--resolution-ttl", type=float, default=24 * 3600.0, help="seconds a lockfile resolved for an app without one is reused")
     serve.add_argument("--no-vite-cache", action="store_true", help="do not keep .vite/.vite-temp/.tmp between an app's builds")
+    serve.add_argument("--warm-builders", type=int, default=4, help="warm builders (live Vite processes, one per recently built app) at most; 0 turns them off (default 4)")
+    serve.add_argument("--warm-memory-mb", type=float, default=3072, help="total resident memory of the warm builders before the least recently used are stopped (default 3072)")
+    serve.add_argument("--warm-idle", type=float, default=900.0, help="seconds a warm builder may stay unused before it is stopped (default 900)")
+    serve.add_argument("--warm-shadow-share", type=float, default=0.1, help="share of warm results rebuilt cold in the background and compared; a difference turns warm builds off for that app (default 0.1)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TOKEN' (Builder, ContentStore) or 'admin:TOKEN' (everything); required to listen beyond loopback")
     serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
@@ -139,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--progress", action="store_true", help="show progress on stderr even with --json")
     client_args(build)
     build.set_defaults(func=cmd_build)
+
+    from cached.watch import add_watch_command
+    add_watch_command(sub, client_args)
 
     add_operate_commands(sub)  # stats, purge, gc, verify, explain
     return parser

@@ -36,6 +36,7 @@ from cached.build.scripts import script_env, script_steps
 from cached.build.singleflight import Flight, SingleFlight
 from cached.build.steps import BuildLog, StepRunner
 from cached.build.toolchain import Toolchain
+from cached.build.warm import WarmLayer, WarmPool, WarmSettings
 from cached.build.workspace import Workspace
 from cached.digest import Digest
 from cached.failpoints import failpoint
@@ -124,6 +125,15 @@ class BuildPipeline:
         )
         self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
         self.vite_cache = ViteCache(store) if settings.vite_cache else None
+        self.warm: WarmLayer | None = None  # enable_warm() turns warm builders on
+
+    def enable_warm(self, settings: WarmSettings) -> WarmLayer:
+        """Warm builders (cached/build/warm): a live Vite process per recently built app."""
+        self.warm = WarmLayer(
+            WarmPool(settings), self.steps, self.settings.root, self.toolchain.node_path,
+            self.toolchain.fingerprint + self._sandbox_id, self.store.blobs.open, cold_build=self._shadow_build,
+        )
+        return self.warm
 
     # ------------------------------------------------------------------ keys
 
@@ -269,7 +279,7 @@ class BuildPipeline:
     def workspace_path(self, spec: BuildSpec) -> Path:
         return self.settings.root / "work" / spec.tenant / spec.app
 
-    async def _build_miss(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, flight: Flight[Any, Any]) -> _Built:
+    async def _build_miss(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, flight: Flight[Any, Any], warm: bool = True) -> _Built:
         events = FlightEvents(flight)
         deadline = time.monotonic() + spec.timeout_s
         install_env = child_env(self._base_env, spec.env, install=True)
@@ -278,6 +288,10 @@ class BuildPipeline:
             deps = await self.deps.ensure(spec, keys.deps_key, previous.deps_key if previous else "", events, deadline, install_env)
         keep_leased(self.store, trees=[deps.tree])  # whatever purge or collection do while this build runs
         async with self._app_locks.get(spec.owner):
+            if self.warm is not None and warm:
+                warm_built = await self._build_warm(spec, keys, deps, events, deadline, build_env)
+                if warm_built is not None:
+                    return warm_built
             workspace = Workspace(self.workspace_path(spec), self.store.blobs.open)
             with Phase(events, "workspace", 0.65, 0.7):  # type: ignore[arg-type]
                 report = await asyncio.to_thread(workspace.reconcile, spec.files)
@@ -304,28 +318,52 @@ class BuildPipeline:
                             what=f"the {step.event} script ({step.command})", overlay=overlay,
                         )
                     out_dir = await self._resolve_out_dir(spec, workspace.path, deadline, build_env, overlay)
-                with Phase(events, "ingest", 0.9, 0.97):  # type: ignore[arg-type]
-                    out_path = (workspace.path / out_dir).resolve()
-                    if not out_path.is_relative_to(workspace.path.resolve()) or out_path == workspace.path.resolve():
-                        raise PreconditionFailed(f"build.outDir {out_dir!r} is outside the app; it must be a directory inside the app")
-                    files, size = await asyncio.to_thread(check_outputs, out_path, out_dir)
-                    tree_digest_, tree = await asyncio.to_thread(self._ingest, out_path)
-                    log_digest = await asyncio.to_thread(self.store.blobs.put_bytes, build_log.text())
-                with Phase(events, "record", 0.97, 1.0):  # type: ignore[arg-type]
-                    record = records_pb2.ActionRecord(
-                        outputs=tree, output_tree=tree_digest_.to_proto(), log=log_digest.to_proto(), deps_key=keys.deps_key,
-                        created_unix_ms=int(time.time() * 1000), tenant=spec.tenant, app=spec.app,
-                    )
-                    failpoint("build.before_record")
-                    self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
-                    await asyncio.wrap_future(self.store.put_root(
-                        "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
-                        blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
-                    ))
-                    failpoint("build.after_record")
+                out_path = (workspace.path / out_dir).resolve()
+                if not out_path.is_relative_to(workspace.path.resolve()) or out_path == workspace.path.resolve():
+                    raise PreconditionFailed(f"build.outDir {out_dir!r} is outside the app; it must be a directory inside the app")
+                record, size = await self._store_outputs(spec, keys, out_path, out_dir, build_log, events)
                 if overlay is not None and self.vite_cache is not None:
                     await self._save_vite_cache(spec, keys, overlay.upper, scratch / "vitecache")
             return _Built(record, size, deps)
+
+    async def _store_outputs(self, spec: BuildSpec, keys: Keys, out_path: Path, out_dir: str, build_log: BuildLog, events: Any) -> tuple[records_pb2.ActionRecord, int]:
+        """Ingests the outputs (moved out of ``out_path``) and records the action; the same for cold and warm builds."""
+        with Phase(events, "ingest", 0.9, 0.97):
+            files, size = await asyncio.to_thread(check_outputs, out_path, out_dir)
+            tree_digest_, tree = await asyncio.to_thread(self._ingest, out_path)
+            log_digest = await asyncio.to_thread(self.store.blobs.put_bytes, build_log.text())
+        with Phase(events, "record", 0.97, 1.0):
+            record = records_pb2.ActionRecord(
+                outputs=tree, output_tree=tree_digest_.to_proto(), log=log_digest.to_proto(), deps_key=keys.deps_key,
+                created_unix_ms=int(time.time() * 1000), tenant=spec.tenant, app=spec.app,
+            )
+            failpoint("build.before_record")
+            self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
+            await asyncio.wrap_future(self.store.put_root(
+                "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
+                blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
+            ))
+            failpoint("build.after_record")
+        return record, size
+
+    async def _build_warm(self, spec: BuildSpec, keys: Keys, deps: Dependencies, events: Any, deadline: float, build_env: dict[str, str]) -> _Built | None:
+        """The warm layer (called under the app's lock): a result recorded as usual, or None to build cold."""
+        assert self.warm is not None
+        package_json = self._content(spec, "package.json").decode(errors="replace") if "package.json" in spec.by_path else ""
+        warm = await self.warm.build(spec, keys.deps_key, deps.method, deps.path, self.workspace_path(spec), events, deadline, build_env, package_json)
+        if warm is None:
+            return None
+        try:
+            record, size = await self._store_outputs(spec, keys, warm.out_path, warm.out_dir, warm.build_log, events)
+        finally:
+            warm.cleanup()
+        await self.warm.recorded(spec, warm, record)
+        return _Built(record, size, deps)
+
+    async def _shadow_build(self, spec: BuildSpec) -> records_pb2.ActionRecord:
+        """A cold build nobody waits for (the warm layer's shadow check); it records its result, so cold wins."""
+        built = await self._build_miss(spec, self.compute_keys(spec), None, _Unheard(), warm=False)  # type: ignore[arg-type]
+        return built.record
 
     def _restore_vite_cache(self, spec: BuildSpec, keys: Keys, upper: Path, events: Any) -> None:
         if self.vite_cache is None:
@@ -373,6 +411,13 @@ class BuildPipeline:
             return f.content
         with self.store.blobs.open(f.digest) as handle:
             return handle.read()
+
+
+class _Unheard:
+    """A flight without listeners: the shadow build's events go nowhere."""
+
+    def publish(self, apply: Callable[[Any], None]) -> None:
+        pass
 
 
 def with_lockfile(spec: BuildSpec, lockfile: bytes, hasher: Any) -> BuildSpec:

@@ -27,6 +27,7 @@ from cached.build.request import Limits
 from cached.build.scratch import clear_scratch
 from cached.build.steps import StepRunner
 from cached.build.toolchain import probe_toolchain
+from cached.build.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
 from cached.sandbox import Sandbox
@@ -60,6 +61,7 @@ class DaemonConfig:
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
     vite_cache: bool = True
+    warm: WarmSettings = field(default_factory=WarmSettings)  # warm builders; max_builders=0 turns them off
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
 
 
@@ -114,6 +116,8 @@ class Daemon:
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
         ), observer=self.operations)
         self.builder = BuilderService(self.pipeline, self.store, config.limits)
+        if config.warm.enabled:
+            self.pipeline.enable_warm(config.warm)
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
@@ -150,6 +154,8 @@ class Daemon:
             await self.server.stop(self.config.drain_seconds)
             self.server = None
         await self.operations.stop()
+        if self.pipeline.warm is not None:
+            await self.pipeline.warm.stop()  # builds are drained: kill the builders, cancel shadow checks
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
 
