@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cached.digest import Hasher  # noqa: E402
 from cached.store import Store  # noqa: E402
+from cached.store.fsutil import remove_tree  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "generated-app"
 if not FIXTURE.is_dir():
@@ -124,8 +125,7 @@ def main() -> None:
         for name, seconds in rows:
             print(f"{name.ljust(width)}  {seconds:8.3f}")
     finally:
-        subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)  # makes directories writable, never files (blobs share inodes with the tree)
 
 
 if __name__ == "__main__":

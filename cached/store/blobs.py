@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import itertools
 import logging
 import os
 import stat
@@ -85,6 +86,8 @@ class BlobStore:
         # With an injected limit below the filesystem's, links are counted before linking;
         # otherwise the kernel's EMLINK says when an inode is full.
         self.counts_links = self.link_limit < fs_limit
+        self._tmp_prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+        self._tmp_counter = itertools.count()
         self._pending: dict[bytes, tuple[int, int]] = {}
         self._pending_lock = threading.Lock()
         self._room: dict[tuple[bytes, bool], int] = {}
@@ -145,7 +148,8 @@ class BlobStore:
         return self.has(digest, executable)
 
     def _tmp_name(self) -> str:
-        return f"{self._tmp}/{uuid.uuid4().hex}"
+        # Unique without uuid's cost: one process per root (the lock), and tmp/ is cleared at open.
+        return f"{self._tmp}/{self._tmp_prefix}{next(self._tmp_counter)}"
 
     def _install(self, tmp_name: str, digest: Digest, executable: bool) -> None:
         failpoint("blob.before_rename")
