@@ -24,6 +24,7 @@ def _default_root() -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cached import logs
+    from cached.cli_deploy import deploy_config
     from cached.cli_operate import operate_config
     from cached.server.daemon import Daemon, DaemonConfig
     from cached.store import StoreLockedError
@@ -38,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.max_children:
         config.max_children = args.max_children
+    config.deploy = deploy_config(args)
     from cached.build.warm import WarmSettings
     config.warm = WarmSettings(
         max_builders=args.warm_builders, max_memory_bytes=int(args.warm_memory_mb * (1 << 20)),
@@ -101,6 +103,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cached.cli_deploy import add_commands, add_serve_options
     from cached.cli_operate import add_commands as add_operate_commands, add_serve_options as add_operate_options
 
     parser = argparse.ArgumentParser(prog="cached", description="A content-addressed build cache daemon for Vite apps")
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TOKEN' (Builder, ContentStore) or 'admin:TOKEN' (everything); required to listen beyond loopback")
     serve.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
     add_operate_options(serve)
+    add_serve_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     def client_args(p: argparse.ArgumentParser) -> None:
@@ -153,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_command(sub, client_args)
 
     add_operate_commands(sub)  # stats, purge, gc, verify, explain
+    add_commands(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -16,12 +17,16 @@ from cached.server.status import status_for
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc
 
+if TYPE_CHECKING:
+    from cached.server.deploy_service import BuildDeploys
+
 log = logging.getLogger("cached.server.builder")
 
 
 class BuilderService(cached_pb2_grpc.BuilderServicer):
-    def __init__(self, pipeline: BuildPipeline, store: Store, limits: Limits) -> None:
+    def __init__(self, pipeline: BuildPipeline, store: Store, limits: Limits, deploys: "BuildDeploys | None" = None) -> None:
         self.pipeline = pipeline
+        self.deploys = deploys  # runs the deploy a request asks for, after its result
         self.store = store
         self.limits = limits
         self.accepting = True
@@ -33,6 +38,8 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
                 raise ShuttingDown("the daemon is shutting down; retry on another instance or after it restarts")
             with Phase(events, "validate", 0.0, 0.0):
                 spec = parse_request(request, self.store.hasher, self.limits, self._blob_known, self._read_blob)
+                if spec.deploy is not None and self.deploys is not None:
+                    self.deploys.check(spec.deploy)
         except BuildError as e:
             code, message = status_for(e)
             await context.abort(code, message)
@@ -54,6 +61,9 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
         try:
             result = await self.pipeline.build(spec, events)
             events.emit(cached_pb2.BuildEvent(result=result))
+            if spec.deploy is not None and self.deploys is not None:
+                # After the Metrics and Result events; a failed deploy is an event, never a failed build.
+                await self.deploys.after_build(spec.tenant, spec.app, result, spec.deploy, events)
         finally:
             events.close()
 

@@ -27,6 +27,8 @@ from cached.build.request import Limits
 from cached.build.scratch import clear_scratch
 from cached.build.steps import StepRunner
 from cached.build.toolchain import probe_toolchain
+from cached.deploy.config import DeployConfig
+from cached.deploy.deployer import Deployer
 from cached.build.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
@@ -35,8 +37,9 @@ from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
 from cached.server.content_service import ContentService
+from cached.server.deploy_service import BuildDeploys, DeployService, IndexHistory, action_lookup
 from cached.store import Store
-from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc
+from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, deploy_pb2, deploy_pb2_grpc
 
 log = logging.getLogger("cached.server")
 
@@ -61,6 +64,7 @@ class DaemonConfig:
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
     vite_cache: bool = True
+    deploy: DeployConfig = field(default_factory=DeployConfig)  # Cloudflare, R2 and local-bundle settings
     warm: WarmSettings = field(default_factory=WarmSettings)  # warm builders; max_builders=0 turns them off
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
 
@@ -81,7 +85,7 @@ def npm_settings(cache_dir: Path) -> NpmSettings:
 
 
 def service_names() -> list[str]:
-    return [d.full_name for module in (cached_pb2, admin_pb2) for d in module.DESCRIPTOR.services_by_name.values()]
+    return [d.full_name for module in (cached_pb2, admin_pb2, deploy_pb2) for d in module.DESCRIPTOR.services_by_name.values()]
 
 
 class Daemon:
@@ -94,6 +98,7 @@ class Daemon:
         root = config.root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
+        deploy_settings = config.deploy.settings(root)  # reads the API token and R2 keys: fails before anything is opened
         # Probe children (npm, node, unshare) before LMDB is opened: never fork after opening.
         self.toolchain = probe_toolchain()
         npm_cache = (config.npm_cache or root / "npm-cache").resolve()
@@ -115,7 +120,8 @@ class Daemon:
             deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
         ), observer=self.operations)
-        self.builder = BuilderService(self.pipeline, self.store, config.limits)
+        self.deployer = Deployer(deploy_settings, self.store.blobs, IndexHistory(self.store), action_lookup(self.store))
+        self.builder = BuilderService(self.pipeline, self.store, config.limits, BuildDeploys(self.deployer, self.store))
         if config.warm.enabled:
             self.pipeline.enable_warm(config.warm)
         self.server: grpc.aio.Server | None = None
@@ -131,6 +137,8 @@ class Daemon:
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
         cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root, self.operations), server)
+        last_action = lambda tenant, app: getattr(self.pipeline.app_record(tenant, app), "last_action_key", None)  # noqa: E731
+        deploy_pb2_grpc.add_DeployerServicer_to_server(DeployService(self.deployer, self.store, last_action), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = service_names()
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -156,6 +164,7 @@ class Daemon:
         await self.operations.stop()
         if self.pipeline.warm is not None:
             await self.pipeline.warm.stop()  # builds are drained: kill the builders, cancel shadow checks
+        await self.deployer.close()
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
 
