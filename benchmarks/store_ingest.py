@@ -110,13 +110,19 @@ def main() -> None:
         )
         cp_dest = work / "cp-al"
         rows.append(("cp -al of the same tree", timed(lambda: subprocess.run(["cp", "-al", str(tree_dir), str(cp_dest)], check=True))))
-        with Store.open(work / "store2") as store2:
-            def ingest_move() -> None:
-                with store2.ingesting():
-                    store2.trees.ingest(cp_dest, move=True)
+        if not args.node_modules:
+            # As the daemon ingests npm's output: move=True, consuming the directory. Only
+            # for a tree we installed ourselves, once nothing else links its files.
+            remove_tree(cp_dest)
+            remove_tree(checkout)
+            remove_tree(work / "store")
+            with Store.open(work / "store2") as store2:
+                def ingest_move() -> None:
+                    with store2.ingesting():
+                        store2.trees.ingest(tree_dir, move=True)
 
-            rows.append(("ingest move=True of the cp -al copy (fresh store)", timed(ingest_move)))
-            rows.append(("  then syncfs + registering the blobs", timed(lambda: store2.flush().result())))
+                rows.append(("ingest move=True (fresh store, consumes the tree)", timed(ingest_move)))
+                rows.append(("  then syncfs + registering the blobs", timed(lambda: store2.flush().result())))
 
         print(f"\ntree: {tree_dir} — {files} files, {size / 1e6:.1f} MB, {len(tree.symlinks)} symlinks")
         print(f"manifest: {digest}; files hardlinked by the move=False ingest: {linked}/{files}")

@@ -203,9 +203,9 @@ class BlobStore:
         """Stores a regular file, by hardlink or rename when safe, else by copy.
 
         ``move=True`` hands the file over: it is renamed into the store (same
-        filesystem), its owner set to the store's uid and its mode to the
-        blob's; the source path is gone afterwards (or left as is when the blob
-        already existed). ``move=False`` leaves the path in place and hardlinks
+        filesystem, no other hardlink), its owner set to the store's uid and
+        its mode to the blob's; otherwise it is copied and unlinked. The source
+        path is gone afterwards (or left as is when the blob already existed). ``move=False`` leaves the path in place and hardlinks
         it only when that cannot let anyone change the blob later: same
         filesystem, owned by the store's uid, no write bit (the caller's promise
         not to write it in place: root ignores permission bits, so a writable
@@ -224,7 +224,14 @@ class BlobStore:
             if self._revive(digest, exec_bit):
                 return digest, exec_bit
             same_fs = st.st_dev == self.dev
-            if move and same_fs:
+            # Renamed or linked, the inode becomes the blob: only when no other name
+            # can reach it (a second link planted by a build could rewrite it later).
+            if (
+                move
+                and same_fs
+                and st.st_nlink == 1
+                and (self.uid == 0 or (st.st_uid, st.st_gid) == (self.uid, self.gid))
+            ):
                 self._take_by_rename(fd, st, path, digest, exec_bit)
             elif (
                 same_fs

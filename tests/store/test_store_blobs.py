@@ -110,6 +110,20 @@ def test_put_file_move_takes_ownership_from_sandbox_uid(store: Store, tmp_path: 
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="chown to another uid needs root")
+def test_put_file_move_copies_a_file_with_a_second_link(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "out.js"
+    src.write_bytes(b"emitted, and linked elsewhere by the build")
+    planted = tmp_path / "planted"
+    os.link(src, planted)
+    os.chown(src, 65534, 65534)
+    d = store.blobs.put_file(src, move=True)
+    assert not src.exists()
+    assert store.blobs.primary(d).stat().st_ino != planted.stat().st_ino
+    planted.write_bytes(b"rewritten through the other name")
+    assert store.blobs.verify(d)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="chown to another uid needs root")
 def test_put_file_without_move_copies_a_foreign_file(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "foreign.js"
     src.write_bytes(b"not ours")
