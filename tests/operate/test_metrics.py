@@ -156,8 +156,9 @@ def test_explain_shows_the_key_components_and_what_changed(ops_daemon: DaemonPro
     assert diffs["deps"]["changed"] == ["package.json dependency fields"]
     text = run_cli("explain", "--app", "ex/why", "--server", ops_daemon.address, token=ADMIN_TOKEN)
     assert text.returncode == 0 and "sources changed: package.json, src/b.txt, src/c.txt" in text.stdout
-    missing = run_cli("explain", "--app", "ex/nobody", "--server", ops_daemon.address, token=ADMIN_TOKEN)
-    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    with Client(ops_daemon.address, token=ADMIN_TOKEN) as client, pytest.raises(CachedError) as e:
+        client.explain("ex", "nobody")
+    assert e.value.code == grpc.StatusCode.NOT_FOUND
 
 
 def test_admin_calls_need_the_admin_token(ops_daemon: DaemonProcess) -> None:

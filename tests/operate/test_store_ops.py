@@ -42,15 +42,10 @@ def blob(client: Client, tenant: str, result: BuildResult, path: str) -> bytes:
     return client.read_blob(tenant, tree_pb2.Digest(hash=o.hash, size=o.size, function=tree_pb2.BLAKE3))
 
 
-def stats(d: DaemonProcess) -> dict:  # type: ignore[type-arg]
-    done = run_cli("stats", "--server", d.address, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def footprint(d: DaemonProcess) -> tuple[int, int, dict[str, int]]:
-    s = stats(d)
-    return s["blobs"], s["bytes"], s["entries"]
+    with Client(d.address) as client:
+        s = client.stats_response()
+    return s.blobs, s.bytes, dict(s.entries)
 
 
 def test_a_flipped_byte_is_found_by_verify_and_rebuilt_clean(short_daemon: DaemonProcess) -> None:
@@ -71,8 +66,7 @@ def test_a_flipped_byte_is_found_by_verify_and_rebuilt_clean(short_daemon: Daemo
         assert blob(client, "vf", again, "index.html") == good == b"<h1>hello</h1>\n"
         hit = client.build(files=files, app="flip", tenant="vf")
         assert hit.cache == "hit" and blob(client, "vf", hit, "index.html") == good
-    clean = run_cli("verify", "--server", short_daemon.address)
-    assert clean.returncode == 0 and "all intact" in clean.stdout
+        assert client.verify().ok
     assert list((short_daemon.root / "quarantine").iterdir())
 
 
@@ -138,7 +132,7 @@ def test_gc_to_a_cap_ends_under_it_and_the_most_recent_app_still_hits(short_daem
         assert hit.cache == "hit" and blob(client, "gc", hit, "index.html") == blob(client, "gc", a, "index.html")
         back = client.build(files=big_app("b-first "), app="b", tenant="gc")  # b's last build was b-second
         assert (back.cache, back.reason) == ("miss", "evicted")
-    assert stats(short_daemon)["evictions"] >= 3
+        assert client.stats_response().evictions >= 3
 
 
 def test_purge_by_app_keeps_other_apps_hits_purge_all_empties_and_dry_runs_change_nothing(short_daemon: DaemonProcess) -> None:
@@ -159,9 +153,9 @@ def test_purge_by_app_keeps_other_apps_hits_purge_all_empties_and_dry_runs_chang
         assert client.build(files=other, app="c", tenant="pg").cache == "hit"
 
         before = footprint(short_daemon)
-        for selector in (["--all"], ["--tenant", "pg"], ["--older-than", "1s"]):
-            dry = run_cli("purge", *selector, "--dry-run", "--json", "--server", short_daemon.address)
-            assert dry.returncode == 0 and json.loads(dry.stdout)["entries"] >= 2, dry.stdout
+        dry = run_cli("purge", "--all", "--dry-run", "--json", "--server", short_daemon.address)
+        assert dry.returncode == 0 and json.loads(dry.stdout)["entries"] >= 2, dry.stdout
+        assert client.purge(tenant="pg", dry_run=True).entries >= 2 and client.purge(older_than_s=1, dry_run=True).dry_run
         assert footprint(short_daemon) == before
         assert client.build(files=other, app="c", tenant="pg").cache == "hit"
         bad = run_cli("purge", "--older-than", "7 days", "--server", short_daemon.address)
@@ -185,8 +179,8 @@ def test_the_daemon_collects_by_itself_when_the_cap_is_crossed(capped_daemon: Da
     with Client(capped_daemon.address) as client:
         for mark in ("one ", "two ", "three ", "four "):
             client.build(files=big_app(mark), app=mark.strip(), tenant="auto")
-        under = wait_for(lambda: stats(capped_daemon)["bytes"] <= 70_000, timeout=30)
-        s = stats(capped_daemon)
-        assert under and s["evictions"] >= 1, s
+        under = wait_for(lambda: client.stats_response().bytes <= 70_000, timeout=30)
+        s = client.stats_response()
+        assert under and s.evictions >= 1, s
         assert client.build(files=big_app("four "), app="four", tenant="auto").cache == "hit"
     assert '"trigger": "auto"' in capped_daemon.log()
