@@ -123,13 +123,23 @@ class MiniflareServer:
         self.url = ""
         self.output: deque[str] = deque(maxlen=200)  # the last lines Miniflare printed
 
-    def start(self, timeout_s: float = 60.0) -> str:
+    def start(self, timeout_s: float = 60.0, attempts: int = 2) -> str:
+        """Starts Miniflare; a runtime that exits during startup is tried once more (workerd rarely fails to bind)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout_s)
+            except _EarlyExit as e:
+                if attempt == attempts:
+                    raise DeployError(f"Miniflare did not start on {self.bundle}: {e}") from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout_s: float) -> str:
         script = self.tools / "serve.mjs"
         if not (self.tools / "node_modules" / "miniflare").is_dir():
             raise DeployError(f"Miniflare is not installed: run `npm ci` in {self.tools}")
         self.proc = subprocess.Popen(
-            [self.node, str(script), "--bundle", str(self.bundle), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [self.node, str(script), "--bundle", str(self.bundle.absolute()), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=self.tools,
         )
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
@@ -146,9 +156,13 @@ class MiniflareServer:
                 for stream in (self.proc.stdout, self.proc.stderr):  # drained, so workerd never blocks on a full pipe
                     threading.Thread(target=_drain, args=(stream, self.output), daemon=True).start()
                 return self.url
-        err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        exited = self.proc.poll() is not None
+        err = self.proc.stderr.read() if exited and self.proc.stderr else ""
         self.stop()
-        raise DeployError(f"Miniflare did not start on {self.bundle}: {err.strip()[-2000:]}")
+        lines = [line for line in err.splitlines() if "workerd@" not in line and ".so.6@" not in line]  # drop stack addresses
+        if exited:
+            raise _EarlyExit("\n".join(lines).strip()[-3000:])
+        raise DeployError(f"Miniflare did not start on {self.bundle} within {timeout_s:.0f} s")
 
     def wait(self) -> int:
         assert self.proc is not None
@@ -170,6 +184,10 @@ class MiniflareServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _EarlyExit(Exception):
+    """Miniflare exited before it printed its URL; the message is its stderr."""
 
 
 def _drain(stream: "IO[str] | None", into: deque[str]) -> None:
