@@ -221,9 +221,21 @@ class BlobStore:
                 raise ValueError(f"not a regular file: {path}")
             digest = self._hash_fd(fd, st.st_size)
             exec_bit = bool(st.st_mode & stat.S_IXUSR) if executable is None else executable
+            same_fs = st.st_dev == self.dev
+            if (
+                same_fs
+                and st.st_uid == self.uid
+                and st.st_nlink == 1
+                and not st.st_mode & 0o222
+                and bool(st.st_mode & stat.S_IXUSR) == exec_bit
+            ):
+                # The link itself says whether the blob was there (EEXIST): no stat first.
+                with self.protection.lock:
+                    self.protection.touch(digest.key)
+                self._take_by_link(fd, st, path, digest, exec_bit)
+                return digest, exec_bit
             if self._revive(digest, exec_bit):
                 return digest, exec_bit
-            same_fs = st.st_dev == self.dev
             # Renamed or linked, the inode becomes the blob: only when no other name
             # can reach it (a second link planted by a build could rewrite it later).
             if (
@@ -233,14 +245,6 @@ class BlobStore:
                 and (self.uid == 0 or (st.st_uid, st.st_gid) == (self.uid, self.gid))
             ):
                 self._take_by_rename(fd, st, path, digest, exec_bit)
-            elif (
-                same_fs
-                and st.st_uid == self.uid
-                and st.st_nlink == 1
-                and not st.st_mode & 0o222
-                and bool(st.st_mode & stat.S_IXUSR) == exec_bit
-            ):
-                self._take_by_link(fd, st, path, digest, exec_bit)
             else:
                 self._copy_fd(fd, digest, exec_bit, path)
                 if move:
@@ -280,17 +284,28 @@ class BlobStore:
         self._note_new(digest)
 
     def _take_by_link(self, fd: int, st: os.stat_result, path: str, digest: Digest, executable: bool) -> None:
-        os.fchmod(fd, MODE_EXEC if executable else MODE_PLAIN)
+        """Links ``path`` straight to the blob's name (atomic, no temp needed: a link never exposes a partial file)."""
+        mode = MODE_EXEC if executable else MODE_PLAIN
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
         self._unchanged(fd, st, path)
-        tmp_name = self._tmp_name()
-        os.link(path, tmp_name)
-        linked = os.lstat(tmp_name)
+        final = self._name(digest, executable)
+        failpoint("blob.before_rename")
+        try:
+            os.link(path, final)
+        except FileExistsError:
+            if self.has(digest, executable):
+                return  # already stored (or stored by a concurrent put just now)
+            self._copy_fd(fd, digest, executable, path)  # a wrong-sized file sits there: replace it
+            return
+        linked = os.lstat(final)
         if linked.st_ino != st.st_ino or linked.st_dev != st.st_dev:
-            # The path now names another file than the one we hashed: copy what we hashed.
-            _unlink_quietly(tmp_name)
+            # The path named another file than the one we hashed: take back our link, copy what we hashed.
+            _unlink_quietly(final)
             self._copy_fd(fd, digest, executable, path)
             return
-        self._install(tmp_name, digest, executable)
+        failpoint("blob.after_rename")
+        self._note_new(digest)
 
     def _copy_fd(self, fd: int, digest: Digest, executable: bool, path: str) -> None:
         """Copies what ``fd`` holds, hashing again on the way so the copy is the content we named."""

@@ -121,3 +121,22 @@ def test_crash_then_retry_reaches_the_new_state(tmp_path: Path) -> None:
     assert _run_child(root, src, "ingest.after_blob:2").returncode == EXIT_CODE
     assert _run_child(root, src, "").returncode == 0
     _check_recovered(root, expected, True)
+
+
+@pytest.mark.parametrize("spec", ["blob.before_rename:2", "blob.after_rename:3", "index.after_commit"])
+def test_crash_while_ingesting_by_hardlink(tmp_path: Path, spec: str) -> None:
+    """Read-only files we own are linked into the store, not copied: the same guarantees hold."""
+    root = tmp_path / "store"
+    Store.open(root).close()
+    src = make_sample_tree(tmp_path / "src")
+    for dirpath, _, names in os.walk(src):
+        for name in names:
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode & ~0o222)
+    expected = snapshot(src)
+    proc = _run_child(root, src, spec)
+    assert proc.returncode == EXIT_CODE, proc.stderr[-2000:]
+    linked = [p for p in src.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+    assert linked  # the child did take files by hardlink
+    _check_recovered(root, expected, spec == "index.after_commit")
