@@ -33,7 +33,6 @@ log = logging.getLogger("cached.operate.explain")
 PREFIX = b"history\x00"
 SHOWN = 10
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS
 
 

@@ -50,14 +50,14 @@ class AutoCollector:
     """Keeps the store under ``max_bytes``: above it, collects down to ``low_watermark`` of it."""
 
     def __init__(self, store: Store, gc: GarbageCollector, *, max_bytes: int, low_watermark: float = LOW_WATERMARK,
-                 interval_s: float = 60.0, min_gap_s: float = 1.0) -> None:
+                 interval_s: float = 60.0, min_gap_s: float | None = None) -> None:
         self.store = store
         self.gc = gc
         self.max_bytes = max_bytes
         # The store's collect(m) evicts down to LOW_WATERMARK * m: aim it at our low watermark.
         self.collect_arg = int(max_bytes * low_watermark / LOW_WATERMARK)
         self.interval_s = interval_s
-        self.min_gap_s = min_gap_s
+        self.min_gap_s = min(interval_s, 5.0) if min_gap_s is None else min_gap_s
         self.runs = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -87,13 +87,19 @@ class AutoCollector:
                 pass
             self._wake.clear()
             started = time.monotonic()
+            gap = self.min_gap_s
             try:
-                await self.check()
+                report = await self.check()
+                if report is not None and report.bytes_after > self.max_bytes:
+                    # Still over: what is left is in use (leases, running builds). Nudges would only
+                    # rescan the store; wait a whole interval for those protections to run out.
+                    log.warning("store still over its cap after collecting", extra={"bytes": report.bytes_after, "max_bytes": self.max_bytes})
+                    gap = self.interval_s
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed collection is retried at the next check
                 log.exception("automatic garbage collection failed")
-            await asyncio.sleep(max(0.0, self.min_gap_s - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, gap - (time.monotonic() - started)))  # a nudge meanwhile checks right after
 
     async def check(self) -> CollectReport | None:
         """Collects when the store is over its cap; returns the report, or None when under it."""
