@@ -194,7 +194,18 @@ class WarmLayer:
                 events.decision("warm", MISS, "started", start_why)
                 builder = await self._start(spec, key, deps_key, config, command, deps_path, workspace_path, build_env, package_json, deadline, events)
             with Phase(events, "build", 0.7, 0.9):
-                outcome = await self._rebuild(builder, deadline, events, build_log)
+                try:
+                    outcome = await self._rebuild(builder, deadline, events, build_log)
+                except WarmError as e:
+                    if not (reused and e.reason == "crashed"):
+                        raise
+                    # It died since its last build (its exit not yet noticed): restart it once.
+                    self.pool.crashes += 1
+                    await self.pool.retire(owner, "crashed")
+                    events.decision("warm", MISS, "started", "the app's builder had exited: starting a new one")
+                    builder = await self._start(spec, key, deps_key, config, command, deps_path, workspace_path, build_env, package_json, deadline, events)
+                    reused, build_log = False, BuildLog()
+                    outcome = await self._rebuild(builder, deadline, events, build_log)
             with Phase(events, "collect", 0.9, 0.92):
                 scratch.mkdir(parents=True)
                 out_path = scratch / "out"

@@ -1,0 +1,138 @@
+"""Warm builders on the real fixture app: every warm result equals a cold build of the same inputs.
+
+The daemon runs with ``--warm-shadow-share 1.0``: each warm result is rebuilt
+cold in the background and the two output trees are compared (sourcemaps
+included, the fixture builds with them). Edits are batched so the suite stays
+within a few minutes on a loaded 2-core machine; the last state is also
+compared explicitly with a forced cold build.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from cached.v1 import tree_pb2
+from cached_client import BuildResult, Client
+from support import DaemonProcess, app_files
+from warm_support import fixture_with_sourcemaps, log_records, wait_shadows
+
+TENANT = "warm"
+
+
+def outputs(client: Client, result: BuildResult) -> dict[str, bytes]:
+    return {o.path: client.read_blob(TENANT, tree_pb2.Digest(hash=o.hash, size=o.size, function=tree_pb2.BLAKE3)) for o in result.outputs}
+
+
+def decision(result: BuildResult, layer: str):  # type: ignore[no-untyped-def]
+    found = [d for d in result.decisions if d.layer == layer]
+    return found[-1] if found else None
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def builder_pids(workspace_suffix: str) -> list[int]:
+    """Node processes running the driver whose working directory is the app's workspace."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if b"driver.mjs" in cmdline and cwd.endswith(workspace_suffix):
+            found.append(int(entry))
+    return found
+
+
+def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = fixture_with_sourcemaps(tmp_path / "app")
+    src = app / "src"
+    shadows = 0
+    with Client(warm_daemon.address) as client:
+        def build() -> BuildResult:
+            nonlocal shadows
+            result = client.build(files=app_files(app), app="seq", tenant=TENANT)
+            assert result.cache == "miss"
+            warm = decision(result, "warm")
+            assert warm is not None, result.decisions
+            if warm.reason != "fallback":
+                shadows += 1
+                checks = wait_shadows(warm_daemon, shadows)
+                assert all(c["msg"] == "warm shadow check: identical" for c in checks), checks
+            return result
+
+        first = build()
+        assert decision(first, "warm").reason == "started"  # type: ignore[union-attr]
+        assert any(o.path.endswith(".js.map") for o in first.outputs)
+
+        # 1. a component, a new module it imports, CSS, a public asset changed and one added, index.html
+        edit(src / "components" / "dashboard" / "StatCard.tsx", 'className="', 'className="bg-[#123456] ')
+        (src / "lib" / "extra.ts").write_text("export const extra = (n: number) => `extra ${n * 7}`;\n")
+        edit(src / "App.tsx", "\n", "\nimport { extra } from \"@/lib/extra\";\nconsole.log(extra(6));\n")
+        (src / "index.css").write_text((src / "index.css").read_text() + "\n.cached-warm-test { color: rgb(1, 2, 3); }\n")
+        (app / "public" / "favicon.svg").write_text((app / "public" / "favicon.svg").read_text().replace("<svg", "<svg data-edit=\"1\"", 1))
+        (app / "public" / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+        edit(app / "index.html", "<title>Pulse Dashboard</title>", "<title>Pulse Dashboard (edited)</title>")
+        step1 = build()
+        assert decision(step1, "warm").result == "hit" and decision(step1, "warm").reason == "reused"  # type: ignore[union-attr]
+        built = outputs(client, step1)
+        assert built["robots.txt"] == b"User-agent: *\nAllow: /\n" and b'data-edit="1"' in built["favicon.svg"]
+        assert b"(edited)" in built["index.html"]
+        css = next(v for k, v in built.items() if k.endswith(".css"))
+        assert b"#123456" in css
+
+        # 2. the module deleted again, the class removed (Tailwind must forget it), a public file removed,
+        #    and a utility imported by many files changed
+        (src / "lib" / "extra.ts").unlink()
+        edit(src / "App.tsx", "\nimport { extra } from \"@/lib/extra\";\nconsole.log(extra(6));\n", "\n")
+        edit(src / "components" / "dashboard" / "StatCard.tsx", 'className="bg-[#123456] ', 'className="')
+        (app / "public" / "robots.txt").unlink()
+        utils = src / "lib" / "utils.ts"
+        utils.write_text(utils.read_text() + "\nexport const cachedWarmMarker = () => 'warm-marker';\n")
+        edit(src / "App.tsx", "\n", "\nimport { cachedWarmMarker } from \"@/lib/utils\";\nconsole.log(cachedWarmMarker());\n")
+        step2 = build()
+        assert decision(step2, "warm").reason == "reused"  # type: ignore[union-attr]
+        built = outputs(client, step2)
+        assert "robots.txt" not in built
+        assert b"#123456" not in next(v for k, v in built.items() if k.endswith(".css"))
+        assert any(b"warm-marker" in v for k, v in built.items() if k.endswith(".js"))
+
+        # 3. vite.config.ts changed: the builder is retired and a new one started
+        edit(app / "vite.config.ts", "build: { sourcemap: true },", 'build: { sourcemap: true, assetsDir: "static" },')
+        step3 = build()
+        warm = decision(step3, "warm")
+        assert warm.result == "miss" and warm.reason == "started" and "vite.config.ts" in warm.detail  # type: ignore[union-attr]
+        assert any(o.path.startswith("static/") for o in step3.outputs)
+
+        # 4. the builder dies: the next build starts a new one (and says why)
+        pids = builder_pids("/work/warm/seq")
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        edit(src / "pages" / "NotFound.tsx", "\n", "\nexport const afterCrash = 1;\n")
+        step4 = build()
+        warm = decision(step4, "warm")
+        assert warm.reason == "started" and "exited" in warm.detail  # type: ignore[union-attr]
+
+        # The final state, compared by the test itself with a forced cold build of another app.
+        cold = client.build(files=app_files(app), app="seq-cold", tenant=TENANT, force=True)
+        assert decision(cold, "warm").reason == "forced"  # type: ignore[union-attr]
+        assert outputs(client, cold) == outputs(client, step4)
+
+        # 5. a plugin writes a file behind the bundle's back: doubt, so the build is cold and says so
+        edit(app / "vite.config.ts", "plugins: [react(), tailwindcss()],",
+             "plugins: [react(), tailwindcss(), { name: 'sneaky', closeBundle() { require('node:fs').writeFileSync('dist/sneaky.txt', 'x') } }],")
+        edit(app / "vite.config.ts", 'import { defineConfig } from "vite";', 'import { defineConfig } from "vite";\nimport { createRequire } from "node:module";\nconst require = createRequire(import.meta.url);')
+        step5 = client.build(files=app_files(app), app="seq", tenant=TENANT, keep_events=True)
+        warm = decision(step5, "warm")
+        assert warm.reason == "fallback" and "sneaky.txt" in warm.detail, step5.decisions  # type: ignore[union-attr]
+        assert "sneaky.txt" in {o.path for o in step5.outputs}  # the cold build ingests its whole outDir
+        assert any("building cold" in e.log.line for e in step5.events if e.HasField("log"))
+    assert not log_records(warm_daemon, "warm shadow check: MISMATCH")

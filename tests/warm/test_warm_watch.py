@@ -1,0 +1,77 @@
+"""`cached watch`: a save rebuilds through the daemon, only changed files travel, editor temp files are ignored."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cached.watch import is_ignored
+from support import DaemonProcess, tiny_app
+
+BUILD = """
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+mkdirSync("dist", { recursive: true });
+writeFileSync("dist/index.html", "<h1>" + readFileSync("src/msg.txt", "utf8") + "</h1>\\n");
+"""
+
+
+def test_editor_temp_files_and_outputs_are_ignored() -> None:
+    for rel in ("src/.App.tsx.swp", "src/App.tsx~", "src/.#App.tsx", "src/#App.tsx#", "4913", "src/x.tmp",
+                "node_modules/a/index.js", ".git/HEAD", "dist/index.html", "src/App.tsx___jb_tmp___"):
+        assert is_ignored(rel), rel
+    for rel in ("src/App.tsx", "index.html", "public/robots.txt", ".env", "src/dist/x.ts"):
+        assert not is_ignored(rel), rel
+
+
+def test_watch_rebuilds_on_save_sends_only_changed_files_and_stops_on_ctrl_c(daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    for rel, content in tiny_app(BUILD, extra={"src/msg.txt": b"one", "src/other.txt": b"x" * 2000}).items():
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_bytes(content)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cached", "watch", str(app), "--app", "watched", "--tenant", "watch", "--server", daemon.address,
+         "--json", "--debounce-ms", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue[dict] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(l)) for l in proc.stdout if l.startswith("{")], daemon=True).start()  # type: ignore[union-attr]
+
+    def next_event(kind: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                proc.kill()
+                raise AssertionError(f"no {kind!r} event; stderr: {proc.stderr.read() if proc.stderr else ''}") from None
+            if event["event"] == kind:
+                return event
+            assert event["event"] not in ("built", "failed"), event
+
+    try:
+        first = next_event("built")
+        assert first["why"] == "initial build" and first["cache"] == "miss" and first["uploaded"] == 3  # build.mjs, src/msg.txt, src/other.txt: by digest
+        next_event("watching")
+        (app / "src" / ".msg.txt.swp").write_bytes(b"vim swap")
+        (app / "src" / "msg.txt~").write_bytes(b"backup")
+        time.sleep(1.0)
+        (app / "src" / "msg.txt").write_bytes(b"two")
+        second = next_event("built")
+        assert second["why"] == "src/msg.txt changed", second
+        assert second["uploaded"] == 1 and second["files"] == 5  # package.json, lockfile (inline), build.mjs, two sources
+        assert second["reason"] == "sources_changed" and second["warm"] == "miss:not_eligible"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+    assert next_event("stopped")["builds"] == 2
