@@ -204,7 +204,11 @@ def _first_error(response: httpx.Response) -> ApiError | None:
         return None
     errors = body.get("errors") if isinstance(body, dict) else None
     if errors and isinstance(errors, list) and isinstance(errors[0], dict):
-        return ApiError(int(errors[0].get("code") or 0), str(errors[0].get("message") or ""))
+        try:
+            code = int(errors[0].get("code") or 0)
+        except (TypeError, ValueError):
+            code = 0
+        return ApiError(code, str(errors[0].get("message") or ""))
     return None
 
 
