@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test proto bench bench-smoke clean
+.PHONY: demo test deps proto bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages the tests need (Ruby and its gRPC runtime and generator, for client/ruby), installed only when missing.
+DEB_PACKAGES := ruby ruby-grpc ruby-grpc-tools
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+deps:
+	@dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || { echo "installing $(DEB_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq >/dev/null && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; }
+
 SERVICE_PROTOS = $(shell grep -l '^service ' proto/cached/v1/*.proto)
 
-proto: $(STAMP)
+proto: $(STAMP) deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. proto/cached/v1/*.proto
 	$(PY) -m grpc_tools.protoc -Iproto --grpc_python_out=. $(SERVICE_PROTOS)
+	grpc_tools_ruby_protoc -Iproto --ruby_out=client/ruby/lib --grpc_out=client/ruby/lib proto/cached/v1/*.proto
 
 demo: $(STAMP)
 	$(PY) -m cached.demo
 
-test: $(STAMP)
+test: $(STAMP) deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
