@@ -10,13 +10,13 @@ from cached_client.client import AsyncClient, BuildCall, Client, digest_of
 from cached_client.files import AppFile, collect_files
 from cached_client.types import (
     AppStats, BuildFailed, BuildResult, BuildTimeout, CachedError, Cancelled, Decision, DeployOptions, DeployResult,
-    Digest, InvalidRequest, Metrics, NotFound, OutputFile, PermissionDenied, ResourceExhausted, Stats, Unauthenticated,
-    Unavailable,
+    Digest, InvalidRequest, Metrics, NotFound, OutputFile, PermissionDenied, ResourceExhausted, Stats, TenantStats,
+    Unauthenticated, Unavailable,
 )
 
 __all__ = [
     "AppFile", "AppStats", "AsyncClient", "BuildCall", "BuildFailed", "BuildResult", "BuildTimeout", "CachedError",
     "Cancelled", "Client", "Decision", "DeployOptions", "DeployResult", "Digest", "InvalidRequest", "Metrics", "NotFound",
-    "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "Unauthenticated", "Unavailable", "collect_files",
+    "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "TenantStats", "Unauthenticated", "Unavailable", "collect_files",
     "digest_of",
 ]

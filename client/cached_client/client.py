@@ -437,5 +437,32 @@ class AsyncClient:
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
 
+    # Operations (Admin), as on Client: each returns admin.proto's response.
+    async def stats_response(self) -> admin_pb2.StatsResponse:
+        return await self._admin(self.admin.Stats, admin_pb2.StatsRequest())
+
+    async def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False) -> admin_pb2.PurgeResponse:
+        """Exactly one of app ("tenant/app"), tenant, deps_key, older_than_s, all."""
+        request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
+        return await self._admin(self.admin.Purge, request)
+
+    async def collect_garbage(self, max_bytes: int | None = None, *, dry_run: bool = False) -> admin_pb2.CollectGarbageResponse:
+        request = admin_pb2.CollectGarbageRequest(dry_run=dry_run)
+        if max_bytes is not None:
+            request.max_bytes = max_bytes
+        return await self._admin(self.admin.CollectGarbage, request)
+
+    async def verify(self, repair: bool = False) -> admin_pb2.VerifyResponse:
+        return await self._admin(self.admin.Verify, admin_pb2.VerifyRequest(repair=repair))
+
+    async def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
+        return await self._admin(self.admin.Explain, admin_pb2.ExplainRequest(tenant=tenant, app=app))
+
+    async def _admin(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, metadata=_metadata(self.token))
+        except grpc.RpcError as e:
+            raise CachedError.from_rpc(e) from None
+
 
 __all__ = ["AsyncClient", "BuildCall", "Client", "digest_of"]

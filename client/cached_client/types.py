@@ -245,6 +245,28 @@ class AppStats:
     app: str
     last_action_key: str
     last_build_unix_ms: int
+    bytes: int = 0
+    entries: int = 0
+    builds: int = 0
+    action_hits: int = 0
+    hit_rate: float = 0.0
+    builds_failed: int = 0
+
+    @classmethod
+    def from_proto(cls, a: admin_pb2.AppStats) -> "AppStats":
+        return cls(a.tenant, a.app, a.last_action_key, a.last_build_unix_ms, a.bytes, a.entries, a.builds, a.action_hits, a.hit_rate, a.builds_failed)
+
+
+@dataclass(frozen=True)
+class TenantStats:
+    tenant: str
+    bytes: int
+    entries: int
+    apps: int
+    builds: int
+    action_hits: int
+    hit_rate: float
+    last_build_unix_ms: int
 
 
 @dataclass(frozen=True)
@@ -259,11 +281,19 @@ class Stats:
     processes_started: int
     builds: int
     action_hits: int
+    entries: dict[str, int] = field(default_factory=dict)  # cache entries by kind
+    tenant_stats: list[TenantStats] = field(default_factory=list)
+    hit_rate: float = 0.0
+    builds_failed: int = 0
+    evictions: int = 0
+    max_bytes: int = 0
+    metrics_address: str = ""
 
     @classmethod
     def from_proto(cls, s: admin_pb2.StatsResponse) -> "Stats":
         return cls(
-            s.blobs, s.bytes, s.actions, s.apps,
-            [AppStats(a.tenant, a.app, a.last_action_key, a.last_build_unix_ms) for a in s.app_stats],
-            s.digest_function, s.root, s.processes_started, s.builds, s.action_hits,
+            s.blobs, s.bytes, s.actions, s.apps, [AppStats.from_proto(a) for a in s.app_stats],
+            s.digest_function, s.root, s.processes_started, s.builds, s.action_hits, dict(s.entries),
+            [TenantStats(t.tenant, t.bytes, t.entries, t.apps, t.builds, t.action_hits, t.hit_rate, t.last_build_unix_ms) for t in s.tenant_stats],
+            s.hit_rate, s.builds_failed, s.evictions, s.max_bytes, s.metrics_address,
         )

@@ -57,6 +57,8 @@ def test_calls_need_a_valid_token_and_admin_needs_the_admin_token(secured) -> No
         with pytest.raises(PermissionDenied) as denied:
             client.stats()
         assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(PermissionDenied):
+            client.purge(all=True, dry_run=True)
     with Client(secured.address, token=ADMIN_TOKEN) as client:
         assert client.stats().builds >= 1
         assert client.build(files=files, app="auth", tenant="t1").hit

@@ -250,3 +250,19 @@ def test_async_errors_are_typed(daemon: DaemonProcess) -> None:
 
     with pytest.raises(BuildFailed):
         asyncio.run(run())
+
+
+def test_async_purge_makes_the_next_build_miss_with_reason_purged(daemon: DaemonProcess) -> None:
+    files = tiny_app(WRITE_DIST, extra={"src/purge.txt": uuid.uuid4().hex.encode()})
+
+    async def run() -> tuple[BuildResult, Any, BuildResult, Stats]:
+        async with AsyncClient(daemon.address) as client:
+            first = await client.build(files=files, app="purge-me", tenant="t1")
+            purged = await client.purge(app="t1/purge-me")
+            again = await client.build(files=files, app="purge-me", tenant="t1")
+            return first, purged, again, await client.stats()
+
+    first, purged, again, stats = asyncio.run(run())
+    assert first.cache == "miss" and purged.watermark_set
+    assert (again.cache, again.decision("action").reason) == ("miss", "purged")  # type: ignore[union-attr]
+    assert isinstance(stats.hit_rate, float) and stats.builds >= 2
