@@ -238,3 +238,19 @@ def test_daemon_killed_while_recording_restarts_with_an_intact_store(make_daemon
         rebuilt = client.build(files=doomed, app="crash", tenant="t1")
         html = next(o for o in rebuilt.outputs if o.path == "index.html")
         assert client.read_blob("t1", _digest(html)) == b"<h1>hello</h1>\n"
+
+
+def test_a_corrupt_output_blob_is_never_served_as_its_digest(make_daemon) -> None:  # type: ignore[no-untyped-def]
+    d = make_daemon()
+    with Client(d.address) as client:
+        built = client.build(files=tiny_app(WRITE_DIST, extra={"src/corrupt.txt": b"c"}), app="corrupt", tenant="t1")
+        html = next(o for o in built.outputs if o.path == "index.html")
+        blob_path = next((d.root / "cas").rglob(html.hash + "*"))
+        blob_path.chmod(0o644)
+        data = bytearray(blob_path.read_bytes())
+        data[0] ^= 0xFF
+        blob_path.write_bytes(bytes(data))
+        with pytest.raises(CachedError) as e:
+            client.read_blob("t1", _digest(html))
+    assert e.value.code == grpc.StatusCode.DATA_LOSS
+    assert "verify --repair" in e.value.details
