@@ -9,14 +9,14 @@ ones are uploaded first, and only those the daemon lacks.
 from cached_client.client import AsyncClient, BuildCall, Client, digest_of
 from cached_client.files import AppFile, collect_files
 from cached_client.types import (
-    AppStats, BuildFailed, BuildResult, BuildTimeout, CachedError, Cancelled, Decision, DeployOptions, DeployResult,
+    AppStats, BuildFailed, BuildResult, BuildTimeout, CachedError, Cancelled, DataLoss, Decision, DeployOptions, DeployResult,
     Digest, InvalidRequest, Metrics, NotFound, OutputFile, PermissionDenied, ResourceExhausted, Stats, TenantStats,
     Unauthenticated, Unavailable,
 )
 
 __all__ = [
     "AppFile", "AppStats", "AsyncClient", "BuildCall", "BuildFailed", "BuildResult", "BuildTimeout", "CachedError",
-    "Cancelled", "Client", "Decision", "DeployOptions", "DeployResult", "Digest", "InvalidRequest", "Metrics", "NotFound",
+    "Cancelled", "Client", "DataLoss", "Decision", "DeployOptions", "DeployResult", "Digest", "InvalidRequest", "Metrics", "NotFound",
     "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "TenantStats", "Unauthenticated", "Unavailable", "collect_files",
     "digest_of",
 ]

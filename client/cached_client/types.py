@@ -80,6 +80,10 @@ class Cancelled(CachedError):
     """CANCELLED: the call was cancelled (by this client)."""
 
 
+class DataLoss(CachedError):
+    """DATA_LOSS: a stored blob no longer matches its digest (the daemon refuses to serve it)."""
+
+
 ERRORS: dict[grpc.StatusCode, type[CachedError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.FAILED_PRECONDITION: BuildFailed,
@@ -90,6 +94,7 @@ ERRORS: dict[grpc.StatusCode, type[CachedError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
 }
 
 # ------------------------------------------------------------------ results
