@@ -73,12 +73,27 @@ def test_build_without_output_fails(daemon: DaemonProcess) -> None:
 
 
 def test_timeout_kills_the_build_and_is_deadline_exceeded(daemon: DaemonProcess) -> None:
-    marker = "cached-timeout-marker-7731"
-    script = f"import {{ spawn }} from 'node:child_process'; spawn('sleep', ['300'], {{ detached: true, stdio: 'ignore' }}); setTimeout(() => {{}}, 300000); // {marker}"
-    with Client(daemon.address) as client, pytest.raises(CachedError) as e:
-        client.build(files=tiny_app(script), app="slow", tenant="t1", timeout_s=3)
-    assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     import subprocess
+    import time
+
+    marker = "cached-timeout-marker-7731"
+    script = f"import {{ spawn }} from 'node:child_process'; spawn('sh', ['-c', 'sleep 300; echo {marker}'], {{ detached: true, stdio: 'ignore' }}); setTimeout(() => {{}}, 300000);"
+    files = tiny_app(script, script=f"node build.mjs {marker}")
+    seen: list[int] = []
+
+    def watch() -> None:  # the marked processes must exist while the build runs, or the check below proves nothing
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            seen.extend(int(p) for p in subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split())
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with Client(daemon.address) as client, pytest.raises(CachedError) as e:
+        client.build(files=files, app="slow", tenant="t1", timeout_s=5)
+    watcher.join()
+    assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert seen, "the build's processes were never seen running"
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
     assert left == []
 
