@@ -23,8 +23,8 @@
 // deleted (a `vite build --watch` rebuild is not byte-identical to a cold build).
 //
 // Everything Vite and the plugins print goes to stderr: fd 1 carries only the
-// protocol. process.env is restored before each build (Vite sets variables such
-// as NODE_ENV while resolving a config).
+// protocol. process.env and the working directory are restored before each
+// build (Vite sets variables such as NODE_ENV while resolving a config).
 import { createRequire } from "node:module";
 import { writeSync } from "node:fs";
 import { resolve } from "node:path";
@@ -38,9 +38,10 @@ const cwd = process.cwd();
 const mode = process.argv[2] || undefined;
 const pristineEnv = { ...process.env };
 
-function restoreEnv() {
+function restoreProcess() {
   for (const key of Object.keys(process.env)) if (!(key in pristineEnv)) delete process.env[key];
   Object.assign(process.env, pristineEnv);
+  if (process.cwd() !== cwd) process.chdir(cwd);
 }
 
 // The app's own Vite, resolved the way the app's `vite` import would be (through
@@ -80,7 +81,7 @@ function reporter(id) {
 }
 
 async function build(id) {
-  restoreEnv();
+  restoreProcess();
   const started = performance.now();
   send({ ev: "start", id });
   try {

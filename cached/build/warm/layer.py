@@ -183,6 +183,8 @@ class WarmLayer:
             label, why = self._changed(builder, deps_key, config)
             await self.pool.retire(owner, label)
             builder, start_why = None, f"{why}: the old builder was retired, starting a new one"
+        if builder is not None:
+            builder.busy = True  # not evicted by another app's build while this one reconciles
         workspace = WarmWorkspace(workspace_path, self._open_blob)
         build_log = BuildLog()
         scratch = self.root / "scratch" / f"warm-out-{uuid.uuid4().hex[:12]}"
