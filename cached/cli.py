@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolution-ttl", type=float, default=24 * 3600.0, help="seconds a lockfile resolved for an app without one is reused")
     serve.add_argument("--no-vite-cache", action="store_true", help="do not keep .vite/.vite-temp/.tmp between an app's builds")
     serve.add_argument("--warm-builders", type=int, default=4, help="warm builders (live Vite processes, one per recently built app) at most; 0 turns them off (default 4)")
-    serve.add_argument("--warm-memory-mb", type=float, default=3072, help="total resident memory of the warm builders before the least recently used are stopped (default 3072)")
+    serve.add_argument("--warm-memory-mb", type=float, default=4096, help="total resident memory of the warm builders before the least recently used are stopped (default 4096)")
     serve.add_argument("--warm-idle", type=float, default=900.0, help="seconds a warm builder may stay unused before it is stopped (default 900)")
     serve.add_argument("--warm-shadow-share", type=float, default=0.1, help="share of warm results rebuilt cold in the background and compared; a difference turns warm builds off for that app (default 0.1)")
     serve.add_argument("--log-level", default="info")
