@@ -106,15 +106,13 @@ class Watcher:
         self.serving = ""
 
     def request(self, client: Any) -> Any:
-        from cached.build.request import is_key_file
         from cached.v1 import cached_pb2
         from cached_client.client import digest_of
 
         files = self.snapshot.files()
         digests = {p: digest_of(e.content, client.digest_function) for p, e in files.items()}
-        by_digest = [p for p in files if not is_key_file(p)]
-        missing = {d.hash for d in client.find_missing(self.args.tenant, [digests[p] for p in by_digest])} if by_digest else set()
-        upload = {digests[p].hash: files[p].content for p in by_digest if digests[p].hash in missing}
+        missing = {d.hash for d in client.find_missing(self.args.tenant, list(digests.values()))} if digests else set()
+        upload = {digests[p].hash: files[p].content for p in files if digests[p].hash in missing}
         if upload:
             client.upload_missing(self.args.tenant, list(upload.values()))
         request = cached_pb2.BuildRequest(
@@ -124,10 +122,7 @@ class Watcher:
         if self.args.deploy == "local":
             request.deploy.CopyFrom(cached_pb2.DeployOptions(target="local", environment=cached_pb2.PRODUCTION))
         for path, entry in sorted(files.items()):
-            if is_key_file(path):
-                request.files.append(cached_pb2.File(path=path, executable=entry.executable, content=entry.content))
-            else:
-                request.files.append(cached_pb2.File(path=path, executable=entry.executable, digest=digests[path]))
+            request.files.append(cached_pb2.File(path=path, executable=entry.executable, digest=digests[path]))
         self._sent = (len(upload), sum(len(c) for c in upload.values()), len(files))
         return request
 

@@ -76,7 +76,7 @@ def test_watch_rebuilds_on_save_sends_only_changed_files_and_stops_on_ctrl_c(dae
     next_event = events_of(proc, lines)
     try:
         first = next_event("built")
-        assert first["why"] == "initial build" and first["cache"] == "miss" and first["uploaded"] == 3  # build.mjs, src/msg.txt, src/other.txt: by digest
+        assert first["why"] == "initial build" and first["cache"] == "miss" and first["uploaded"] == 5  # every file goes by digest
         next_event("watching")
         (app / "src" / ".msg.txt.swp").write_bytes(b"vim swap")
         (app / "src" / "msg.txt~").write_bytes(b"backup")
@@ -84,7 +84,7 @@ def test_watch_rebuilds_on_save_sends_only_changed_files_and_stops_on_ctrl_c(dae
         (app / "src" / "msg.txt").write_bytes(b"two")
         second = next_event("built")
         assert second["why"] == "src/msg.txt changed", second
-        assert second["uploaded"] == 1 and second["files"] == 5  # package.json, lockfile (inline), build.mjs, two sources
+        assert second["uploaded"] == 1 and second["files"] == 5  # package.json, lockfile, build.mjs, two sources (no temp files)
         assert second["reason"] == "sources_changed" and second["warm"] == "miss:not_eligible"
     finally:
         stop(proc)
