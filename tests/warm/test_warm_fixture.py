@@ -105,11 +105,14 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         assert b"#123456" not in next(v for k, v in built.items() if k.endswith(".css"))
         assert any(b"warm-marker" in v for k, v in built.items() if k.endswith(".js"))
 
-        # 3. vite.config.ts changed: the builder is retired and a new one started
+        # 3. vite.config.ts and package.json (not its dependencies) changed: the builder is retired, a new one started
         edit(app / "vite.config.ts", "build: { sourcemap: true },", 'build: { sourcemap: true, assetsDir: "static" },')
+        edit(app / "package.json", '"private": true,', '"private": true,\n  "description": "edited",')
         step3 = build()
         warm = decision(step3, "warm")
-        assert warm.result == "miss" and warm.reason == "started" and "vite.config.ts" in warm.detail  # type: ignore[union-attr]
+        assert warm.result == "miss" and warm.reason == "started"  # type: ignore[union-attr]
+        assert "vite.config.ts" in warm.detail and "package.json" in warm.detail  # type: ignore[union-attr]
+        assert decision(step3, "deps").result == "hit"  # type: ignore[union-attr]
         assert any(o.path.startswith("static/") for o in step3.outputs)
 
         # 4. the builder dies: the next build starts a new one (and says why)

@@ -63,6 +63,19 @@ def test_the_builder_key_changes_with_config_deps_env_mode_but_not_with_sources(
         assert changed[0] != key
 
 
+def test_why_a_builder_is_retired_is_named() -> None:
+    base = {"package.json": package({"build": "vite build"}).encode(), "vite.config.ts": b"export default {}"}
+    key, config = builder_key(spec(base), "deps1", "vite build", "tc")
+    old = type("B", (), {"deps_key": "deps1", "config": config})()
+    layer = WarmLayer(WarmPool(WarmSettings()), None, Path("/nonexistent"), "node", "tc", open_blob=lambda d: None)  # type: ignore[arg-type]
+    with_dependency = json.dumps({"name": "x", "scripts": {"build": "vite build"}, "dependencies": {"left-pad": "1.3.0"}}).encode()
+    _key, new_config = builder_key(spec({**base, "package.json": with_dependency}), "deps2", "vite build", "tc")
+    assert layer._changed(old, "deps2", new_config) == ("deps_changed", "the dependencies changed")  # type: ignore[arg-type]
+    label, why = layer._changed(old, "deps1", {**config, "tsconfig.json": "d"})  # type: ignore[arg-type]
+    assert label == "config_changed" and "tsconfig.json" in why
+    assert layer._changed(old, "deps1", config)[0] == "settings_changed"  # type: ignore[arg-type]
+
+
 def test_protocol_lines() -> None:
     assert protocol.parse('{"ev":"end","id":3,"ms":5}') == protocol.Event("end", 3, {"ev": "end", "id": 3, "ms": 5})
     assert protocol.parse("vite v8 building...") is None
