@@ -65,7 +65,6 @@ class WarmPool:
     def __init__(self, settings: WarmSettings) -> None:
         self.settings = settings
         self._builders: OrderedDict[str, WarmBuilder] = OrderedDict()  # least recently used first
-        self._lock = asyncio.Lock()
         self.disabled: dict[str, str] = {}  # owner -> why (a shadow check found a difference)
         self.reused = 0
         self.started = 0
