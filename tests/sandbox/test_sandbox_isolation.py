@@ -80,11 +80,12 @@ def test_host_is_read_only_and_tmp_is_private(sandbox: Sandbox, ws: Path, tmp_pa
     """/var/tmp is world-writable on the host: only the read-only remount stops
     uid 65534 from writing there (or leaving files for another tenant)."""
     host_tmp_file = Path("/tmp") / f"cached-sbx-host-{os.getpid()}"
+    private = f"cached-sbx-private-{os.getpid()}"
     host_tmp_file.write_text("host\n")
     try:
         script = (
             f"touch /var/tmp/cached-sbx-probe-{os.getpid()} 2>&1; "
-            f"cat {host_tmp_file} 2>&1; echo private > /tmp/mine && cat /tmp/mine; ls -A /dev/shm | wc -l"
+            f"cat {host_tmp_file} 2>&1; echo private > /tmp/{private} && cat /tmp/{private}; ls -A /dev/shm | wc -l"
         )
         result = run(sandbox.run(SandboxSpec(argv=["sh", "-c", script], workspace=ws, env=BASE_ENV), sink))
         out = sink.of("stdout")
@@ -93,7 +94,7 @@ def test_host_is_read_only_and_tmp_is_private(sandbox: Sandbox, ws: Path, tmp_pa
         assert out[2:] == ["private", "0"]
         assert result.returncode == 0
         assert not Path(f"/var/tmp/cached-sbx-probe-{os.getpid()}").exists()
-        assert not Path("/tmp/mine").exists()
+        assert not Path(f"/tmp/{private}").exists()
     finally:
         host_tmp_file.unlink()
 
