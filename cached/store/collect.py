@@ -237,9 +237,13 @@ class Collector:
         ordered = sorted(roots, key=lambda e: e.last_access_ns, reverse=True)
         for i, entry in enumerate(ordered):
             new = self._refs(entry, cache) - reached
+            if not new:
+                # Everything it names is kept anyway (protected, or shared with a newer root):
+                # evicting it would lose a cache entry and free nothing.
+                continue
             extra = sum(disk.sizes.get(k, 0) for k in new)
             if used + extra > target:
-                return ordered[i:]
+                return [e for e in ordered[i:] if self._refs(e, cache) - reached]
             reached |= new
             used += extra
         return []

@@ -65,7 +65,9 @@ def test_leased_blobs_and_trees_survive(store: Store, tmp_path: Path) -> None:
     loose = store.blobs.put_bytes(b"loose")
     store.lease([leased], trees=[digest], seconds=60)
     report = store.collect(max_bytes=1)
-    assert report.roots_evicted == 2
+    # Evicting a root whose every blob is leased would lose the entry and free nothing.
+    assert report.roots_evicted == 0
+    assert store.get_root("deps", b"deps", lease=False) is not None
     assert store.blobs.verify(leased)
     assert not store.blobs.has(loose)
     assert store.blobs.has(digest)
@@ -166,3 +168,14 @@ def test_verify_finds_and_repairs_corruption(store: Store, tmp_path: Path) -> No
     assert not out.exists()
     assert len(os.listdir(store.root / "quarantine")) == 1
     assert store.verify().ok
+
+
+def test_a_cap_below_what_is_protected_keeps_the_newest_roots(tmp_path: Path) -> None:
+    """Recent blobs cannot be freed yet: eviction must not drop the entries that name them."""
+    with Store.open(tmp_path / "s", grace_seconds=3600, lease_seconds=0) as store:
+        for name in (b"one", b"two", b"three"):
+            blob = store.blobs.put_bytes(name * 10_000)
+            store.put_root("actions", name, b"", blobs=[blob]).result()
+        report = store.collect(max_bytes=1)
+        assert report.roots_evicted == 0
+        assert all(store.get_root("actions", n, lease=False) is not None for n in (b"one", b"two", b"three"))
