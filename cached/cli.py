@@ -57,7 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    """`--env KEY=VALUE` arguments as a dict (shared by `build` and `watch`)."""
     env: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -76,7 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     with Client(args.server, token=args.token) as client:
         try:
             result = client.build(
-                args.app_dir, app=args.app, tenant=args.tenant, mode=args.mode or "", env=_parse_env(args.env),
+                args.app_dir, app=args.app, tenant=args.tenant, mode=args.mode or "", env=parse_env(args.env),
                 script=args.script or "", force=args.force, timeout_s=args.timeout or 0.0, on_event=view,
             )
             out_dir = client.write_outputs(args.tenant, result, args.out) if args.out else None

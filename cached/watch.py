@@ -107,6 +107,7 @@ class Watcher:
 
     def request(self, client: Any) -> Any:
         from cached.v1 import cached_pb2
+        from cached.cli import parse_env
         from cached_client.client import digest_of
 
         files = self.snapshot.files()
@@ -117,7 +118,7 @@ class Watcher:
             client.upload_missing(self.args.tenant, list(upload.values()))
         request = cached_pb2.BuildRequest(
             tenant=self.args.tenant, app=self.args.app, mode=self.args.mode, build_script=self.args.script,
-            env=_parse_env(self.args.env),
+            env=parse_env(self.args.env),
         )
         if self.args.deploy == "local":
             request.deploy.CopyFrom(cached_pb2.DeployOptions(target="local", environment=cached_pb2.PRODUCTION))
@@ -231,16 +232,6 @@ class _Filter:
 
 def _clock() -> str:
     return time.strftime("%H:%M:%S")
-
-
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"cached: --env takes KEY=VALUE, got {pair!r}")
-        env[name] = value
-    return env
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
