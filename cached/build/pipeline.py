@@ -203,27 +203,26 @@ class BuildPipeline:
             previous = self.app_record(spec.tenant, spec.app)
             root = None if spec.force else self.store.get_root("actions", self._action_root_key(spec, keys.action_key))
             watermark = self.store.purge_watermark(spec.owner) if root is not None else 0
-        if root is not None and root.created_ns < watermark:
-            reason, detail = "purged", "this app's cache was purged"
-            root = None
-        elif spec.force:
-            reason, detail = "forced", "the request asked for a fresh build (force)"
-        else:
-            miss = explain_miss(previous, keys.app_record)
-            reason, detail = miss.reason, miss.detail
-            removed = self.tombstones.reason("actions", self._action_root_key(spec, keys.action_key)) if root is None else None
-            if removed is not None:  # these very inputs were built; eviction, purge or repair removed the result
-                reason, detail = removed
-
-        if root is not None:
+        purged = root is not None and root.created_ns < watermark
+        if root is not None and not purged:
             self.counters.action_hits += 1
             record = records_pb2.ActionRecord.FromString(root.value)
-            self.store.lease(trees=[Digest.from_proto(record.output_tree)])
             events.decision("action", HIT, "hit", "identical inputs were built before", "local")
             if previous is None or previous.last_action_key != keys.action_key:
                 await self._record_app(spec, keys, previous, events)
             return self._result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
 
+        # A miss: only now is it worth working out why.
+        if purged:
+            reason, detail = "purged", "this app's cache was purged"
+        elif spec.force:
+            reason, detail = "forced", "the request asked for a fresh build (force)"
+        else:
+            miss = explain_miss(previous, keys.app_record)
+            reason, detail = miss.reason, miss.detail
+            removed = self.tombstones.reason("actions", self._action_root_key(spec, keys.action_key))
+            if removed is not None:  # these very inputs were built; eviction, purge or repair removed the result
+                reason, detail = removed
         events.decision("action", MISS, reason, detail, "local")
         flight_key = (spec.tenant, keys.action_key)
         build_spec = spec
