@@ -26,6 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cached import logs
     from cached.cli_deploy import deploy_config
     from cached.cli_operate import operate_config
+    from cached.build.request import Limits
     from cached.server.daemon import Daemon, DaemonConfig
     from cached.store import StoreLockedError
     from cached.sandbox import SandboxUnavailable
@@ -36,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         npm_cache=Path(args.npm_cache) if args.npm_cache else None, drain_seconds=args.drain_seconds,
         deps_import=args.deps_import, resolution_ttl_s=args.resolution_ttl, vite_cache=not args.no_vite_cache,
         allow_install_scripts=tuple(p.strip() for p in args.allow_install_scripts.split(",") if p.strip()),
+        limits=Limits(only_tenant=args.single_tenant),
     )
     if args.max_children:
         config.max_children = args.max_children
@@ -113,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon until SIGTERM/SIGINT")
     serve.add_argument("--root", default=str(_default_root()), help="store root (default: $XDG_CACHE_HOME/cached)")
     serve.add_argument("--listen", default="127.0.0.1:7878", help="gRPC address (default 127.0.0.1:7878)")
-    serve.add_argument("--digest", default="blake3", choices=["blake3", "xxh3_128"])
+    serve.add_argument("--digest", default="blake3", choices=["blake3", "xxh3_128"],
+                       help="xxh3_128 only with --single-tenant: it is fast but not collision-resistant")
+    serve.add_argument("--single-tenant", default="", metavar="TENANT", help="serve this tenant only (one trust domain)")
     serve.add_argument("--sandbox", default="auto", choices=["auto", "namespaces", "off"], help="'off' runs tenants' code unisolated: only for a single trusted user")
     serve.add_argument("--npm-cache", default="", help="npm's cache dir (default ROOT/npm-cache)")
     serve.add_argument("--max-children", type=int, default=0, help="child processes at once (default: CPU count)")

@@ -67,3 +67,19 @@ def test_second_daemon_on_the_same_root_refuses_with_a_clear_message(daemon: Dae
     done = run_cli("serve", "--root", str(daemon.root), "--listen", "127.0.0.1:0")
     assert done.returncode == 2
     assert str(daemon.root) in done.stderr
+
+
+def test_a_non_cryptographic_digest_is_refused_unless_one_tenant_is_served(daemon: DaemonProcess, make_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cached_client import CachedError, Client
+
+    refused = run_cli("serve", "--root", str(tmp_path / "x"), "--listen", "127.0.0.1:0", "--digest", "xxh3_128")
+    assert refused.returncode == 2 and "collision-resistant" in refused.stderr and "--single-tenant" in refused.stderr
+    single = make_daemon(args=["--digest", "xxh3_128", "--single-tenant", "solo"])
+    with Client(single.address, digest_function="xxh3_128") as client:
+        built = client.build(files=tiny_app(WRITE_DIST, extra={"src/x.txt": b"x"}), app="a", tenant="solo")
+        assert built.outputs[0].digest.startswith("xxh3_128:")
+        try:
+            client.build(files=tiny_app(WRITE_DIST), app="a", tenant="other")
+            raise AssertionError("another tenant was served")
+        except CachedError as e:
+            assert e.code.name == "INVALID_ARGUMENT" and "solo" in e.details

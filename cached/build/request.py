@@ -36,6 +36,13 @@ class Limits:
     max_env_bytes: int = 256 << 10
     default_timeout_s: float = 900.0
     max_timeout_s: float = 3600.0
+    only_tenant: str = ""  # set when the store serves one trust domain (a non-cryptographic digest)
+
+    def check_tenant(self, tenant: str) -> str:
+        check_id("tenant", tenant)
+        if self.only_tenant and tenant != self.only_tenant:
+            raise InvalidRequest("tenant", f"this daemon serves only tenant {self.only_tenant!r} (its digest function is not collision-resistant)")
+        return tenant
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def parse_request(
     sent by digest. ``blob_known(tenant, digest)`` says whether a file sent by digest was uploaded
     by (or produced for) this tenant; a tenant cannot build from another's blobs.
     """
-    tenant = check_id("tenant", request.tenant)
+    tenant = limits.check_tenant(request.tenant)
     app = check_id("app", request.app)
     if len(request.files) > limits.max_files:
         raise InvalidRequest("files", f"{len(request.files)} files; at most {limits.max_files}")

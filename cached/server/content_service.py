@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from cached.build.errors import InvalidRequest
-from cached.build.request import check_id
+from cached.build.request import Limits
 from cached.digest import Digest
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc
@@ -28,8 +28,9 @@ MAX_BLOB_BYTES = 2 << 30
 
 
 class ContentService(cached_pb2_grpc.ContentStoreServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
+        self.limits = limits or Limits()
 
     def _digest(self, message) -> Digest:  # type: ignore[no-untyped-def]
         digest = Digest.from_proto(message)
@@ -41,7 +42,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
 
     async def FindMissingBlobs(self, request: cached_pb2.FindMissingBlobsRequest, context: grpc.aio.ServicerContext) -> cached_pb2.FindMissingBlobsResponse:
         try:
-            tenant = check_id("tenant", request.tenant)
+            tenant = self.limits.check_tenant(request.tenant)
             digests = [self._digest(d) for d in request.digests]
         except InvalidRequest as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
@@ -58,7 +59,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
         try:
             async for chunk in request_iterator:
                 if chunk.tenant and not tenant:
-                    tenant = check_id("tenant", chunk.tenant)
+                    tenant = self.limits.check_tenant(chunk.tenant)
                 if chunk.HasField("digest"):
                     if handle is not None and current is not None:
                         stored.append(await self._finish(tenant, current, handle))
@@ -106,7 +107,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
 
     async def ReadBlob(self, request: cached_pb2.ReadBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.ReadBlobChunk]:
         try:
-            tenant = check_id("tenant", request.tenant)
+            tenant = self.limits.check_tenant(request.tenant)
             digest = self._digest(request.digest)
         except InvalidRequest as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))

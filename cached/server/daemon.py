@@ -98,6 +98,11 @@ class Daemon:
         root = config.root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
+        if config.digest_function != "blake3" and not config.limits.only_tenant:
+            raise ValueError(
+                f"digest {config.digest_function} is not collision-resistant: with several tenants, one could craft a file "
+                "that collides with another's. Use it only for a store that serves one trust domain (--single-tenant NAME), or use blake3"
+            )
         deploy_settings = config.deploy.settings(root)  # reads the API token and R2 keys: fails before anything is opened
         # Probe children (npm, node, unshare) before LMDB is opened: never fork after opening.
         self.toolchain = probe_toolchain()
@@ -135,7 +140,7 @@ class Daemon:
         ]
         server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)] if self.config.tokens else None)
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
-        cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store), server)
+        cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store, self.config.limits), server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root, self.operations), server)
         last_action = lambda tenant, app: getattr(self.pipeline.app_record(tenant, app), "last_action_key", None)  # noqa: E731
         deploy_pb2_grpc.add_DeployerServicer_to_server(DeployService(self.deployer, self.store, last_action), server)
