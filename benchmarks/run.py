@@ -48,6 +48,11 @@ class Bench:
             self.series[name] = Series(name, note=note)
         return self.series[name]
 
+    def share_npm_cache(self) -> None:
+        """The baselines run npm as root; the daemon's npm runs as the sandbox user and must write the same cache."""
+        if self.npm_cache.exists():
+            run(["chown", "-R", "65534:65534", str(self.npm_cache)], self.work)
+
     # ------------------------------------------------------------ baselines
     def old_pipeline(self, i: int, empty_cache: bool) -> float:
         app = fresh_app(self.work / "old")
@@ -98,6 +103,7 @@ class Bench:
 
         # 4. never seen: a fresh store each run (npm's download cache warm, as on a running daemon)
         for i in range(self.runs):
+            self.share_npm_cache()
             daemon = start_daemon(self.work / f"cold-root-{i}", self.npm_cache)
             try:
                 with Client(daemon.address) as client:
@@ -119,6 +125,7 @@ class Bench:
             ("daemon: never seen (cold store)", "old pipeline: npm ci + build, empty npm cache", "never seen"),
         ]
 
+        self.share_npm_cache()
         daemon = start_daemon(self.work / "root", self.npm_cache)
         try:
             with Client(daemon.address) as client:
