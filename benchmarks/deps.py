@@ -90,6 +90,7 @@ def main() -> int:
         bare = Series("bare vite build (installed deps)")
         daemon_build = Series("daemon build, deps known, one file changed")
         app = fresh_app(work / "daemon-app")
+        run(["chown", "-R", "65534:65534", str(warm_cache)], work)  # npm ran as root above; the daemon's npm is the sandbox user
         daemon = start_daemon(work / "daemon-root", warm_cache)
         try:
             with Client(daemon.address) as client:

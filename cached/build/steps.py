@@ -94,5 +94,13 @@ class StepRunner:
             raise BuildTimeout(f"{what} did not finish before the build's deadline; its processes were killed")
         if result.returncode != 0:
             tail = "\n".join(result.tail[-30:])
-            raise BuildFailed(f"{what} failed with exit code {result.returncode}; fix the app and send it again. Last lines:\n{tail}", result.tail)
+            first = _first_errors(build_log.lines if build_log.lines else result.tail, shown=result.tail[-30:])
+            cause = f" The first error:\n{first}\n" if first else ""
+            raise BuildFailed(f"{what} failed with exit code {result.returncode}; fix the app and send it again.{cause} Last lines:\n{tail}", result.tail)
         return result
+
+
+def _first_errors(lines: list[str], shown: list[str], limit: int = 4) -> str:
+    """The first lines that say "error", when the tail does not show them (npm prints its reason first, then usage)."""
+    found = [line for line in lines if "error" in line.lower() and line.strip().lower() not in ("npm error", "error")][:limit]
+    return "" if not found or found[0] in shown else "\n".join(found)

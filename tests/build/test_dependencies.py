@@ -139,3 +139,14 @@ def test_a_crash_while_ingesting_node_modules_leaves_the_deps_entry_whole_or_abs
     with Client(d.address) as client:
         result = client.build(files=app(), app="crash-deps", tenant="deps")
         assert blob(client, "deps", result, "index.html") == b"is-number 7.0.0\n"
+
+
+def test_a_lockfile_that_does_not_match_package_json_fails_with_npms_explanation(daemon: DaemonProcess) -> None:
+    from cached_client import CachedError
+
+    stale_lock = json.dumps({"name": "dep-app", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+                             "packages": {"": {"name": "dep-app", "version": "1.0.0"}}}).encode()
+    with Client(daemon.address) as client, pytest.raises(CachedError) as e:
+        client.build(files=app(lockfile=stale_lock), app="out-of-sync", tenant="deps")
+    assert e.value.code.name == "FAILED_PRECONDITION"
+    assert "npm ci" in e.value.details and "sync" in e.value.details
