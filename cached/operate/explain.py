@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 
 import lmdb
 
-from cached.build.deps import describe_package_changes, lockfile_packages
-from cached.build.keys import DepsInputs, canonical, deps_inputs
-from cached.build.reasons import diff_maps
-from cached.build.request import BuildSpec
-from cached.build.toolchain import Toolchain
+from cached.deps.layer import describe_package_changes, lockfile_packages
+from cached.keys import DepsInputs, canonical, deps_inputs
+from cached.reasons import diff_maps
+from cached.request.spec import BuildSpec
+from cached.execution.toolchain import Toolchain
 from cached.digest import Digest
 from cached.operate.tombstones import Tombstones
 from cached.store import Store

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cached.build.errors import BuildFailed, BuildTimeout, InvalidRequest, LimitExceeded, PreconditionFailed
+from cached.errors import BuildFailed, BuildTimeout, InvalidRequest, LimitExceeded, PreconditionFailed
 from cached.v1 import cached_pb2
 
 log = logging.getLogger("cached.operate.metrics")

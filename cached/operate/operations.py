@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from cached.build.events import EventStream
-from cached.build.request import BuildSpec
-from cached.build.toolchain import Toolchain
+from cached.execution.events import EventStream
+from cached.request.spec import BuildSpec
+from cached.execution.toolchain import Toolchain
 from cached.digest import Digest
 from cached.operate.config import OperateConfig, metrics_address
 from cached.operate.explain import AppHistory, Explainer

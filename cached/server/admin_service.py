@@ -13,8 +13,8 @@ from pathlib import Path
 
 import grpc
 
-from cached.build.pipeline import BuildPipeline
-from cached.build.steps import StepRunner
+from cached.pipeline.pipeline import BuildPipeline
+from cached.execution.steps import StepRunner
 from cached.operate.operations import Operations
 from cached.operate.purge import PurgeSelector
 from cached.operate.stats import fill_stats

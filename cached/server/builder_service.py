@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from cached.build.errors import BuildError, ShuttingDown
-from cached.build.events import EventStream, Phase
-from cached.build.pipeline import BuildPipeline
-from cached.build.request import Limits, parse_request
+from cached.errors import BuildError, ShuttingDown
+from cached.execution.events import EventStream, Phase
+from cached.pipeline.pipeline import BuildPipeline
+from cached.request.spec import Limits, parse_request
 from cached.server.status import status_for
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc

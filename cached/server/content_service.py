@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from cached.build.errors import InvalidRequest
-from cached.build.request import Limits
+from cached.errors import InvalidRequest
+from cached.request.spec import Limits
 from cached.digest import Digest
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc

@@ -20,16 +20,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cached.build.deps import install_commands
-from cached.build.environment import NpmSettings
-from cached.build.pipeline import BuildPipeline, PipelineSettings
-from cached.build.request import Limits
-from cached.build.scratch import clear_scratch
-from cached.build.steps import StepRunner
-from cached.build.toolchain import probe_toolchain
+from cached.deps.layer import install_commands
+from cached.execution.environment import NpmSettings
+from cached.pipeline.pipeline import BuildPipeline, PipelineSettings
+from cached.request.spec import Limits
+from cached.execution.scratch import clear_scratch
+from cached.execution.steps import StepRunner
+from cached.execution.toolchain import probe_toolchain
 from cached.deploy.config import DeployConfig
 from cached.deploy.deployer import Deployer
-from cached.build.warm import WarmSettings
+from cached.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
 from cached.sandbox import Sandbox

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import grpc
 
-from cached.build.errors import InvalidRequest
-from cached.build.events import EventStream, Phase
-from cached.build.request import check_id
+from cached.errors import InvalidRequest
+from cached.execution.events import EventStream, Phase
+from cached.request.spec import check_id
 from cached.deploy.deployer import Deployer, check_options
 from cached.deploy.errors import DeployConflict, DeployError, DeployInvalid, DeployNotFound, DeployUnavailable
 from cached.store import Store

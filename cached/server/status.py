@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from cached.build.errors import (
+from cached.errors import (
     BuildError, BuildTimeout, InvalidRequest, LimitExceeded, PreconditionFailed, ShuttingDown,
 )
 

@@ -41,7 +41,7 @@ def test_each_decision_counts_once_in_the_build_that_made_it() -> None:
 
 
 def test_metrics_count_a_failed_build_and_its_decisions() -> None:
-    from cached.build.errors import BuildFailed
+    from cached.errors import BuildFailed
 
     m = BuildMetrics()
     m.observe_build("t/a", [_d("action", MISS, "new_app")], {"build": 120.0}, None, error=BuildFailed("boom", []))

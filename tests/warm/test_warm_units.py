@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cached.build.request import BuildSpec, SourceFile
-from cached.build.warm import WarmError, WarmPool, WarmSettings, collect_outputs, is_config_file, plain_vite_build, protocol
-from cached.build.warm.builder import Outcome
-from cached.build.warm.layer import WarmLayer, builder_key
+from cached.request.spec import BuildSpec, SourceFile
+from cached.warm import WarmError, WarmPool, WarmSettings, collect_outputs, is_config_file, plain_vite_build, protocol
+from cached.warm.builder import Outcome
+from cached.warm.layer import WarmLayer, builder_key
 from cached.digest import Digest
 from cached.v1 import records_pb2, tree_pb2
 

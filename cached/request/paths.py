@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from cached.build.errors import InvalidRequest
+from cached.errors import InvalidRequest
 
 MAX_COMPONENT_BYTES = 255
 FORBIDDEN_PREFIXES = ("node_modules", ".git")

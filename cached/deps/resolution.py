@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cached.build.errors import BuildFailed
-from cached.build.events import FlightEvents, Phase
-from cached.build.keys import PACKAGE_FIELDS, canonical
-from cached.build.request import BuildSpec
-from cached.build.scratch import scratch_dir
-from cached.build.singleflight import Flight, SingleFlight
-from cached.build.steps import BuildLog, StepRunner
-from cached.build.toolchain import Toolchain
+from cached.errors import BuildFailed
+from cached.execution.events import FlightEvents, Phase
+from cached.keys import PACKAGE_FIELDS, canonical
+from cached.request.spec import BuildSpec
+from cached.execution.scratch import scratch_dir
+from cached.execution.singleflight import Flight, SingleFlight
+from cached.execution.steps import BuildLog, StepRunner
+from cached.execution.toolchain import Toolchain
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
 

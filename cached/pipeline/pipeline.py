@@ -20,24 +20,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cached.build.deps import Dependencies, DependencyLayer, install_commands
-from cached.build.environment import NpmSettings, base_env, child_env, fingerprint
-from cached.build.errors import BuildError, PreconditionFailed
-from cached.build.events import EventStream, FlightEvents, Phase
-from cached.build.observer import BuildObserver, NullObserver
-from cached.build.resolution import ResolutionLayer
-from cached.build.scratch import scratch_dir
-from cached.build.vitecache import ViteCache
-from cached.build.keys import ActionInputs, deps_inputs, deps_key, sources_tree, tree_digest
-from cached.build.outputs import check_outputs
-from cached.build.reasons import explain_miss
-from cached.build.request import BuildSpec, SourceFile
-from cached.build.scripts import script_env, script_steps
-from cached.build.singleflight import Flight, SingleFlight
-from cached.build.steps import BuildLog, StepRunner
-from cached.build.toolchain import Toolchain
-from cached.build.warm import WarmLayer, WarmPool, WarmSettings
-from cached.build.workspace import Workspace
+from cached.deps.layer import Dependencies, DependencyLayer, install_commands
+from cached.execution.environment import NpmSettings, base_env, child_env, fingerprint
+from cached.errors import BuildError, PreconditionFailed
+from cached.execution.events import EventStream, FlightEvents, Phase
+from cached.pipeline.observer import BuildObserver, NullObserver
+from cached.deps.resolution import ResolutionLayer
+from cached.execution.scratch import scratch_dir
+from cached.deps.vitecache import ViteCache
+from cached.keys import ActionInputs, deps_inputs, deps_key, sources_tree, tree_digest
+from cached.pipeline.outputs import check_outputs
+from cached.reasons import explain_miss
+from cached.request.spec import BuildSpec, SourceFile
+from cached.execution.scripts import script_env, script_steps
+from cached.execution.singleflight import Flight, SingleFlight
+from cached.execution.steps import BuildLog, StepRunner
+from cached.execution.toolchain import Toolchain
+from cached.warm import WarmLayer, WarmPool, WarmSettings
+from cached.execution.workspace import Workspace
 from cached.digest import Digest
 from cached.failpoints import failpoint
 from cached.operate.leases import keep_leased
@@ -46,7 +46,7 @@ from cached.sandbox import Overlay
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
 
-log = logging.getLogger("cached.build")
+log = logging.getLogger("cached.pipeline")
 
 HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS
@@ -128,7 +128,7 @@ class BuildPipeline:
         self.warm: WarmLayer | None = None  # enable_warm() turns warm builders on
 
     def enable_warm(self, settings: WarmSettings) -> WarmLayer:
-        """Warm builders (cached/build/warm): a live Vite process per recently built app."""
+        """Warm builders (cached/warm): a live Vite process per recently built app."""
         self.warm = WarmLayer(
             WarmPool(settings), self.steps, self.settings.root, self.toolchain.node_path,
             self.toolchain.fingerprint + self._sandbox_id, self.store.blobs.open, cold_build=self._shadow_build,

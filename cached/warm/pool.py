@@ -15,9 +15,9 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-from cached.build.warm.builder import WarmBuilder
+from cached.warm.builder import WarmBuilder
 
-log = logging.getLogger("cached.build.warm")
+log = logging.getLogger("cached.warm")
 
 RSS_CHECK_INTERVAL_S = 5.0
 DURATION_BUCKETS_MS = (100, 250, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000)

@@ -11,8 +11,8 @@ import os
 import stat
 from pathlib import Path
 
-from cached.build.errors import BuildFailed
-from cached.build.paths import check_path
+from cached.errors import BuildFailed
+from cached.request.paths import check_path
 
 
 def check_outputs(out_dir: Path, shown_as: str) -> tuple[int, int]:

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cached.build.errors import InvalidRequest, PreconditionFailed
-from cached.build.paths import check_tree
+from cached.errors import InvalidRequest, PreconditionFailed
+from cached.request.paths import check_tree
 from cached.digest import Digest, Hasher
 from cached.v1 import cached_pb2
 

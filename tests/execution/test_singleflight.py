@@ -1,6 +1,6 @@
 import asyncio
 
-from cached.build.singleflight import SingleFlight
+from cached.execution.singleflight import SingleFlight
 
 
 def test_identical_calls_run_once_and_share_the_result() -> None:

@@ -43,18 +43,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cached.build.events import Phase
-from cached.build.paths import check_path
-from cached.build.request import BuildSpec
-from cached.build.scripts import ScriptStep, script_env
-from cached.build.steps import BuildLog, StepRunner
-from cached.build.warm.builder import DRIVER, Outcome, WarmBuilder, WarmError, _Route
-from cached.build.warm.pool import WarmPool
-from cached.build.workspace import Workspace
+from cached.execution.events import Phase
+from cached.request.paths import check_path
+from cached.request.spec import BuildSpec
+from cached.execution.scripts import ScriptStep, script_env
+from cached.execution.steps import BuildLog, StepRunner
+from cached.warm.builder import DRIVER, Outcome, WarmBuilder, WarmError, _Route
+from cached.warm.pool import WarmPool
+from cached.execution.workspace import Workspace
 from cached.sandbox import Overlay, SandboxSpec
 from cached.v1 import cached_pb2, records_pb2
 
-log = logging.getLogger("cached.build.warm")
+log = logging.getLogger("cached.warm")
 
 HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS

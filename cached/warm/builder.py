@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cached.build.warm import protocol
+from cached.warm import protocol
 from cached.sandbox import SandboxProcess
 
-log = logging.getLogger("cached.build.warm")
+log = logging.getLogger("cached.warm")
 
 DRIVER = Path(__file__).with_name("driver.mjs")
 Emit = Callable[[str, str], None]

@@ -24,7 +24,7 @@ from cached.digest import Digest
 from cached.store import Store, TreeNotFound
 from cached.v1 import records_pb2
 
-log = logging.getLogger("cached.build.vitecache")
+log = logging.getLogger("cached.deps.vitecache")
 
 CACHE_DIRS = (".vite", ".vite-temp", ".tmp")
 

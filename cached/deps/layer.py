@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cached.build.events import FlightEvents, Phase
-from cached.build.reasons import diff_maps
-from cached.build.request import BuildSpec
-from cached.build.scratch import scratch_dir
-from cached.build.singleflight import Flight, SingleFlight
-from cached.build.steps import BuildLog, StepRunner
+from cached.execution.events import FlightEvents, Phase
+from cached.reasons import diff_maps
+from cached.request.spec import BuildSpec
+from cached.execution.scratch import scratch_dir
+from cached.execution.singleflight import Flight, SingleFlight
+from cached.execution.steps import BuildLog, StepRunner
 from cached.digest import Digest
 from cached.store import BlobNotFound, Store, TreeNotFound
 from cached.v1 import cached_pb2, records_pb2
 
-log = logging.getLogger("cached.build.deps")
+log = logging.getLogger("cached.deps.layer")
 
 HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS

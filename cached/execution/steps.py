@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cached.build.errors import BuildFailed, BuildTimeout
+from cached.errors import BuildFailed, BuildTimeout
 from cached.sandbox import Overlay, RunResult, Sandbox, SandboxSpec
 
-log = logging.getLogger("cached.build.steps")
+log = logging.getLogger("cached.execution.steps")
 
 MAX_LOG_BYTES = 4 << 20
 

@@ -8,9 +8,9 @@
   outputs, fallback, shadow checks).
 """
 
-from cached.build.warm.builder import DRIVER, WarmBuilder, WarmError
-from cached.build.warm.layer import SHADOW_PREFIX, WarmBuilt, WarmLayer, collect_outputs, is_config_file, plain_vite_build
-from cached.build.warm.pool import WarmMetrics, WarmPool, WarmSettings
+from cached.warm.builder import DRIVER, WarmBuilder, WarmError
+from cached.warm.layer import SHADOW_PREFIX, WarmBuilt, WarmLayer, collect_outputs, is_config_file, plain_vite_build
+from cached.warm.pool import WarmMetrics, WarmPool, WarmSettings
 
 __all__ = [
     "DRIVER", "SHADOW_PREFIX", "WarmBuilder", "WarmBuilt", "WarmError", "WarmLayer", "WarmMetrics", "WarmPool",

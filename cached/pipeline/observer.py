@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from cached.build.events import EventStream
-from cached.build.request import BuildSpec
+from cached.execution.events import EventStream
+from cached.request.spec import BuildSpec
 from cached.digest import Digest
 from cached.v1 import cached_pb2, records_pb2
 

@@ -24,9 +24,9 @@ def _default_root() -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cached import logs
-    from cached.cli_deploy import deploy_config
-    from cached.cli_operate import operate_config
-    from cached.build.request import Limits
+    from cached.cli.deploy import deploy_config
+    from cached.cli.operate import operate_config
+    from cached.request.spec import Limits
     from cached.server.daemon import Daemon, DaemonConfig
     from cached.store import StoreLockedError
     from cached.sandbox import SandboxUnavailable
@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_children:
         config.max_children = args.max_children
     config.deploy = deploy_config(args)
-    from cached.build.warm import WarmSettings
+    from cached.warm import WarmSettings
     config.warm = WarmSettings(
         max_builders=args.warm_builders, max_memory_bytes=int(args.warm_memory_mb * (1 << 20)),
         idle_seconds=args.warm_idle, shadow_share=args.warm_shadow_share,
@@ -106,8 +106,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cached.cli_deploy import add_commands, add_serve_options
-    from cached.cli_operate import add_commands as add_operate_commands, add_serve_options as add_operate_options
+    from cached.cli.deploy import add_commands, add_serve_options
+    from cached.cli.operate import add_commands as add_operate_commands, add_serve_options as add_operate_options
 
     parser = argparse.ArgumentParser(prog="cached", description="A content-addressed build cache daemon for Vite apps")
     sub = parser.add_subparsers(dest="command", required=True)

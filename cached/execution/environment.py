@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cached.build.toolchain import Toolchain
+from cached.execution.toolchain import Toolchain
 
 
 @dataclass(frozen=True)

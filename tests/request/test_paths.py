@@ -1,7 +1,7 @@
 import pytest
 
-from cached.build.errors import InvalidRequest
-from cached.build.paths import check_tree
+from cached.errors import InvalidRequest
+from cached.request.paths import check_tree
 
 
 @pytest.mark.parametrize("path", [

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cached.build.request import BuildSpec
-from cached.build.toolchain import Toolchain
+from cached.request.spec import BuildSpec
+from cached.execution.toolchain import Toolchain
 from cached.digest import Digest, Hasher
 from cached.v1 import tree_pb2
 
