@@ -109,3 +109,62 @@ class DaemonProcess:
     def wait_exit(self, timeout: float = 120.0) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
+
+
+DEV_TOOL_BIN = """#!/usr/bin/env node
+// A build tool that comes from devDependencies only: `devtool` in the build script.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+const own = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+mkdirSync("dist", { recursive: true });
+writeFileSync("dist/index.html", `devtool ${own.version} NODE_ENV=${process.env.NODE_ENV ?? ""} dev=${existsSync("node_modules/devtool/package.json")}\\n`);
+"""
+
+
+def dev_tool_tarball(version: str = "1.0.0") -> bytes:
+    """An npm package tarball (``package/`` prefix, a bin), byte-for-byte reproducible."""
+    import gzip
+    import io
+    import tarfile
+
+    members = {
+        "package/package.json": (json.dumps({"name": "devtool", "version": version, "type": "module", "bin": {"devtool": "bin/devtool.js"}}).encode(), 0o644),
+        "package/bin/devtool.js": (DEV_TOOL_BIN.encode(), 0o755),
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, (data, mode) in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 499162500
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def dev_tool_app(*, name: str = "devtool-app", extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """An app whose build tool is a devDependency, installed from a tarball in the app (no registry).
+
+    The tarball sits under ``patches/``, one of the few paths an install sees
+    (the deps key is made of them), and the lockfile points at it with
+    ``file:``, so ``npm ci`` needs no network.
+    """
+    import base64
+    import hashlib
+
+    tarball = dev_tool_tarball()
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    spec = "file:patches/devtool-1.0.0.tgz"
+    package = {"name": name, "version": "1.0.0", "private": True, "scripts": {"build": "devtool build"}, "devDependencies": {"devtool": spec}}
+    lock = {
+        "name": name, "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+        "packages": {
+            "": {"name": name, "version": "1.0.0", "devDependencies": {"devtool": spec}},
+            "node_modules/devtool": {"version": "1.0.0", "resolved": spec, "integrity": integrity, "dev": True, "bin": {"devtool": "bin/devtool.js"}},
+        },
+    }
+    files = {
+        "package.json": json.dumps(package, indent=2).encode(),
+        "package-lock.json": json.dumps(lock, indent=2).encode(),
+        "patches/devtool-1.0.0.tgz": tarball,
+        "index.html": b"<p>app</p>\n",
+    }
+    files.update(extra or {})
+    return files

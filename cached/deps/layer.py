@@ -6,6 +6,13 @@ as a tree and materialised read-only under ``trees/``. Builds see it through
 an overlay (lower: the tree, upper: the build's scratch), so mounting is O(1)
 whatever the size and nothing a build writes reaches the tree.
 
+An install sees the fixed base environment only (``install_env``), never
+the request's, and always installs devDependencies: its tree is shared by
+every tenant whose request has the same deps key. Before a tree is recorded
+it must hold the tools the build script runs (``vite`` in ``vite build``, as
+``node_modules/.bin/vite``); a tree without them fails the install and is
+never recorded, so it cannot break the next tenant's build.
+
 This module never hardlinks store blobs into a directory the sandbox will
 chown (the workspace under a root daemon): a hardlink shares the inode, so
 the chown would hand the blob to the sandbox user.
@@ -17,12 +24,15 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cached.errors import BuildFailed
 from cached.execution.events import FlightEvents, Phase
+from cached.execution.scripts import script_steps, script_tools
 from cached.reasons import diff_maps
 from cached.request.spec import BuildSpec
 from cached.execution.scratch import scratch_dir
@@ -43,7 +53,9 @@ MAX_NAMED = 5
 
 def install_commands(allow_scripts: tuple[str, ...]) -> list[list[str]]:
     """The exact npm command lines, in order; part of the deps key."""
-    commands = [["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"]]
+    # --include=dev: a tree always holds devDependencies (Vite is one), whatever
+    # an environment or config would omit; the build step needs them.
+    commands = [["npm", "ci", "--include=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"]]
     if allow_scripts:
         commands.append(["npm", "rebuild", "--ignore-scripts=false", *sorted(allow_scripts)])
     return commands
@@ -70,6 +82,23 @@ def describe_package_changes(before: dict[str, str], after: dict[str, str]) -> s
         parts.append(f"{name} added ({new})" if old is None else f"{name} removed ({old})" if new is None else f"{name} {old} -> {new}")
     more = len(changed) - MAX_NAMED
     return ", ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def missing_tools(spec: BuildSpec, node_modules: Path, path: str) -> list[str]:
+    """The build script's tools (pre/post scripts included) found neither in ``node_modules/.bin`` nor on ``path``."""
+    package_json = spec.text("package.json") or "{}"
+    try:
+        steps = script_steps(package_json, spec.script, [])
+    except (ValueError, AttributeError):
+        return []
+    missing: list[str] = []
+    for step in steps:
+        for tool in script_tools(step.command):
+            if tool in missing or shutil.which(tool, path=path):
+                continue
+            if not os.path.isfile(node_modules / ".bin" / tool):  # follows the link npm made: it must lead to a file
+                missing.append(tool)
+    return missing
 
 
 @dataclass
@@ -166,6 +195,14 @@ class DependencyLayer:
             node_modules = scratch / "node_modules"
             if not node_modules.is_dir():
                 node_modules.mkdir()  # an app without dependencies still gets an (empty) tree
+            missing = missing_tools(spec, node_modules, env.get("PATH", ""))
+            if missing:
+                names = ", ".join(missing)
+                raise BuildFailed(
+                    f"the build script runs {names}, but the installed dependencies have no "
+                    f"{', '.join('node_modules/.bin/' + m for m in missing)}: add the package that provides it to "
+                    "devDependencies (and the lockfile). Nothing was recorded.", [],
+                )
             with Phase(emit, "ingest_deps", 0.6, 0.65):  # type: ignore[arg-type]
                 tree_digest, tree = await asyncio.to_thread(self._ingest, node_modules)
             lock = spec.by_path["package-lock.json"]

@@ -29,7 +29,7 @@ from cached.v1 import cached_pb2, records_pb2
 HIT = cached_pb2.CacheDecision.HIT
 MISS = cached_pb2.CacheDecision.MISS
 COALESCED = cached_pb2.CacheDecision.COALESCED
-RESOLVE_COMMAND = ["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"]
+RESOLVE_COMMAND = ["npm", "install", "--package-lock-only", "--include=dev", "--ignore-scripts", "--no-audit", "--no-fund"]
 
 
 class ResolutionLayer:

@@ -4,6 +4,13 @@ Nothing of the daemon's own environment is passed; the base is the same for
 every build on a toolchain, so it is part of the action key through
 ``fingerprint``. npm's user and global configs are the daemon's (empty), so
 a tenant's machine-level npm settings never leak into a build.
+
+Only the build step sees the request's variables (they are in the action
+key). Install and resolution steps see the fixed base alone: their results
+are shared by every tenant with the same deps key, and the request's env is
+not in that key, so ``NODE_ENV=production`` (npm then omits devDependencies),
+``HTTPS_PROXY`` or ``NODE_TLS_REJECT_UNAUTHORIZED`` from one tenant must never
+shape what another tenant gets.
 """
 
 from __future__ import annotations
@@ -56,11 +63,25 @@ def base_env(toolchain: Toolchain, npm: NpmSettings) -> dict[str, str]:
     return env
 
 
+def install_env(base: Mapping[str, str]) -> dict[str, str]:
+    """What install, fetch and resolution steps see: the fixed base and nothing of any request."""
+    env = dict(base)
+    env["npm_config_ignore_scripts"] = "true"
+    env["npm_config_include"] = "dev"  # the command lines say --include=dev too; an app's .npmrc cannot drop them
+    return env
+
+
 def child_env(base: Mapping[str, str], request_env: Mapping[str, str], *, install: bool) -> dict[str, str]:
+    """The build step's env (the request's variables under the base), or with ``install`` the install env.
+
+    With ``install=True`` the request's variables are ignored on purpose (see
+    the module docstring): an install's result is shared under a key that
+    does not hold them.
+    """
+    if install:
+        return install_env(base)
     env = dict(request_env)
     env.update(base)  # the base wins; request validation already refused its names
-    if install:
-        env["npm_config_ignore_scripts"] = "true"
     return env
 
 

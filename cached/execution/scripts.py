@@ -55,3 +55,48 @@ def script_env(base: Mapping[str, str], workspace: Path, package_json: str, step
         "npm_command": "run-script",
     })
     return env
+
+
+SHELL_WORDS = frozenset({
+    # keywords and builtins of sh: never looked up in node_modules/.bin
+    "!", "{", "}", "(", ")", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in", "case", "esac",
+    ".", ":", "[", "alias", "bg", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit", "export", "false",
+    "fg", "getopts", "hash", "jobs", "kill", "printf", "pwd", "read", "readonly", "return", "set", "shift", "test",
+    "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "wait", "local",
+})
+_OPERATORS = frozenset({"&&", "||", ";", "|", "&", ";;", "(", ")", "|&"})
+_PREFIX_KEYWORDS = frozenset({"!", "{", "(", "if", "then", "else", "elif", "do", "while", "until", "time"})
+
+
+def script_tools(command: str) -> list[str]:
+    """The bare command names a script line runs (``tsc -b && vite build`` -> tsc, vite).
+
+    Only plain words count: a path (``./x.sh``), a word with an expansion, an
+    assignment or a shell keyword or builtin is skipped. A line the shell
+    grammar here cannot split gives no names (nothing is claimed about it).
+    """
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        words = list(lexer)
+    except ValueError:
+        return []
+    tools: list[str] = []
+    at_command = True
+    for word in words:
+        if word in _OPERATORS or set(word) <= set(";&|()"):
+            at_command = True
+            continue
+        if not at_command:
+            continue
+        if word in _PREFIX_KEYWORDS:
+            continue
+        if "=" in word and not word.startswith("="):
+            continue  # FOO=1 vite build: an assignment before the command
+        at_command = False
+        if word in SHELL_WORDS or "/" in word or any(c in word for c in "$`*?[]{}~\\\"'"):
+            continue
+        if word not in tools:
+            tools.append(word)
+    return tools
