@@ -1,4 +1,4 @@
-"""`cached watch APP_DIR`: rebuild on every save, through the daemon, and show what it decided.
+"""Watching an app directory: rebuild on every save, through the daemon, and show what it decided.
 
 A watchfiles watcher (debounced; editor temp files, node_modules, .git and the
 output dir ignored) triggers a build of the whole directory. Every file goes
@@ -8,20 +8,21 @@ changed files and nothing else. Digests are cached by (size, mtime), so only
 changed files are read again. With ``--deploy local`` each successful build is
 deployed to the daemon's local target and served by Miniflare on 127.0.0.1
 (restarted on the newest bundle, same port). Ctrl-C stops it cleanly.
+
+The mechanism behind `cached watch` (``cached/cli/watch.py`` is the command):
+it takes a ``WatchSettings`` and never reads the command line itself.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +94,29 @@ class AppSnapshot:
         return found
 
 
+@dataclass
+class WatchSettings:
+    """What to build on every save, through which daemon, and how to report it."""
+
+    app_dir: Path
+    tenant: str
+    app: str
+    server: str
+    token: str | None = None
+    mode: str = ""
+    script: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    deploy_local: bool = False  # deploy each build to the daemon's local target and serve it with Miniflare
+    port: int = 0  # Miniflare's port with deploy_local (0: any free one, kept across restarts)
+    debounce_ms: int = 150
+    max_builds: int = 0  # stop after this many builds, failed ones included (0: until stopped)
+    json: bool = False  # one JSON object a line instead of text
+
+
 class Watcher:
-    def __init__(self, args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
-        self.args = args
-        self.root = Path(args.app_dir).resolve()
+    def __init__(self, settings: WatchSettings, out: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.root = Path(settings.app_dir).resolve()
         self.snapshot = AppSnapshot(self.root)
         self.out = out
         self.stop_event = threading.Event()
@@ -107,20 +127,19 @@ class Watcher:
 
     def request(self, client: Any) -> Any:
         from cached.v1 import cached_pb2
-        from cached.cli import parse_env
         from cached_client.client import digest_of
 
         files = self.snapshot.files()
         digests = {p: digest_of(e.content, client.digest_function) for p, e in files.items()}
-        missing = {d.hash for d in client.find_missing(self.args.tenant, list(digests.values()))} if digests else set()
+        missing = {d.hash for d in client.find_missing(self.settings.tenant, list(digests.values()))} if digests else set()
         upload = {digests[p].hash: files[p].content for p in files if digests[p].hash in missing}
         if upload:
-            client.upload_missing(self.args.tenant, list(upload.values()))
+            client.upload_missing(self.settings.tenant, list(upload.values()))
         request = cached_pb2.BuildRequest(
-            tenant=self.args.tenant, app=self.args.app, mode=self.args.mode, build_script=self.args.script,
-            env=parse_env(self.args.env),
+            tenant=self.settings.tenant, app=self.settings.app, mode=self.settings.mode, build_script=self.settings.script,
+            env=self.settings.env,
         )
-        if self.args.deploy == "local":
+        if self.settings.deploy_local:
             request.deploy.CopyFrom(cached_pb2.DeployOptions(target="local", environment=cached_pb2.PRODUCTION))
         for path, entry in sorted(files.items()):
             request.files.append(cached_pb2.File(path=path, executable=entry.executable, digest=digests[path]))
@@ -154,7 +173,7 @@ class Watcher:
             f"({total_ms:.0f} ms in all; sent {uploaded} of {count} files, {up_bytes} bytes)",
         )
         deploy = getattr(result, "deploy", None)
-        if self.args.deploy == "local" and deploy is not None:
+        if self.settings.deploy_local and deploy is not None:
             self._serve(deploy)
         return True
 
@@ -167,7 +186,7 @@ class Watcher:
         if error or not bundle:
             self._say({"event": "deploy_failed", "error": error}, f"{_clock()} deploy failed: {error or 'no local bundle'}")
             return
-        port = int(self.serving.rsplit(":", 1)[1]) if self.serving else self.args.port
+        port = int(self.serving.rsplit(":", 1)[1]) if self.serving else self.settings.port
         if self.miniflare is not None:
             self.miniflare.stop()
         self.miniflare = MiniflareServer(Path(bundle), port=port)
@@ -183,12 +202,12 @@ class Watcher:
         import watchfiles
         from cached_client import CachedError, Client
 
-        debounce = max(1, int(self.args.debounce_ms))
-        with Client(self.args.server, token=self.args.token) as client:
+        debounce = max(1, int(self.settings.debounce_ms))
+        with Client(self.settings.server, token=self.settings.token) as client:
             try:
                 client.wait_ready(10.0)
             except Exception as e:  # noqa: BLE001 - no daemon: say so and stop
-                print(f"cached: no daemon at {self.args.server}: {e}", file=sys.stderr)
+                print(f"cached: no daemon at {self.settings.server}: {e}", file=sys.stderr)
                 return 2
             try:
                 self.build_once(client, "initial build")
@@ -201,7 +220,7 @@ class Watcher:
                         continue
                     shown = ", ".join(paths[:3]) + (f" (+{len(paths) - 3})" if len(paths) > 3 else "")
                     self.build_once(client, f"{shown} changed")
-                    if self.args.max_builds and self.builds + self.failures >= self.args.max_builds:
+                    if self.settings.max_builds and self.builds + self.failures >= self.settings.max_builds:
                         break
             except KeyboardInterrupt:
                 pass
@@ -215,7 +234,7 @@ class Watcher:
         return 0
 
     def _say(self, data: dict[str, Any], text: str) -> None:
-        self.out(json.dumps(data) if self.args.json else text)
+        self.out(json.dumps(data) if self.settings.json else text)
         sys.stdout.flush()
 
 
@@ -232,29 +251,3 @@ class _Filter:
 
 def _clock() -> str:
     return time.strftime("%H:%M:%S")
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    if not Path(args.app_dir).is_dir():
-        print(f"cached: {args.app_dir} is not a directory", file=sys.stderr)
-        return 2
-    watcher = Watcher(args)
-    signal.signal(signal.SIGTERM, lambda *_: watcher.stop_event.set())
-    return watcher.run()
-
-
-def add_watch_command(sub: Any, client_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    watch = sub.add_parser("watch", help="rebuild an app directory through the daemon on every save")
-    watch.add_argument("app_dir")
-    watch.add_argument("--app", required=True)
-    watch.add_argument("--tenant", required=True)
-    watch.add_argument("--mode", default="")
-    watch.add_argument("--script", default="", help="package.json script (default: build)")
-    watch.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    watch.add_argument("--debounce-ms", type=int, default=150, help="wait this long for a burst of saves to end (default 150)")
-    watch.add_argument("--deploy", choices=["local"], default=None,
-                       help="deploy each build to the daemon's local target and serve it with Miniflare on 127.0.0.1")
-    watch.add_argument("--port", type=int, default=0, help="with --deploy local: Miniflare's port (default: any free one, kept across restarts)")
-    watch.add_argument("--max-builds", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after N builds
-    client_args(watch)
-    watch.set_defaults(func=cmd_watch)

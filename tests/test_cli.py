@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support import WRITE_DIST, DaemonProcess, tiny_app
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = REPO / "cached" / "cli"
+CLI_MODULES = sorted("cached.cli" if f.stem == "__init__" else f"cached.cli.{f.stem}" for f in CLI.glob("*.py"))
+# What a cold `cached build` must never load: the server, the store and LMDB, the deployer's clients, the watcher.
+HEAVY = ("lmdb", "boto3", "botocore", "httpx", "watchfiles", "prometheus_client", "grpc_health.v1", "grpc_reflection.v1alpha",
+         "cached.server", "cached.store", "cached.pipeline", "cached.deploy.cloudflare", "cached.deploy.deployer",
+         "cached.warm", "cached.sandbox", "cached.watch")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,3 +94,69 @@ def test_a_non_cryptographic_digest_is_refused_unless_one_tenant_is_served(daemo
             raise AssertionError("another tenant was served")
         except CachedError as e:
             assert e.code.name == "INVALID_ARGUMENT" and "solo" in e.details
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Every module a file imports, at the top or inside a function (``from a import b`` counts b when it is a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+    return found
+
+
+def test_the_cli_modules_import_one_way_and_nothing_else_imports_them() -> None:
+    graph = {}
+    for module in CLI_MODULES:
+        path = CLI / ("__init__.py" if module == "cached.cli" else module.rsplit(".", 1)[1] + ".py")
+        graph[module] = {m for m in _imports(path, "cached.cli") if m in CLI_MODULES and m != module}
+    state: dict[str, str] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", f"import cycle: {' -> '.join(trail + [module])}"
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            visit(target, trail + [module])
+        state[module] = "done"
+
+    for module in CLI_MODULES:
+        visit(module, [])
+    assert graph["cached.cli.options"] == set(), "options is the leaf every command group may use"
+    for path in (REPO / "cached").rglob("*.py"):
+        if CLI in path.parents or path.name == "__main__.py":
+            continue
+        package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+        assert not any(m == "cached.cli" or m.startswith("cached.cli.") for m in _imports(path, package)), f"{path} imports the command line"
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_each_cli_module_imports_alone_in_a_fresh_interpreter(module: str) -> None:
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def _loaded_heavy(code: str) -> list[str]:
+    probe = ("import atexit, json, sys\n"
+             f"atexit.register(lambda: print(json.dumps(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))))\n")
+    done = subprocess.run([sys.executable, "-c", probe + code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_declaring_every_command_loads_no_grpc_store_or_http_client() -> None:
+    assert _loaded_heavy("from cached.cli import build_parser\nbuild_parser()") == []
+    assert _loaded_heavy("from cached.cli import main\nmain(['build', '--help'])") == []
+
+
+def test_a_build_from_a_cold_shell_loads_neither_the_server_nor_the_store(daemon: DaemonProcess, tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/cold.txt": b"cold"}))
+    argv = ["build", str(app), "--app", "cold", "--tenant", "t1", "--server", daemon.address, "--quiet"]
+    assert _loaded_heavy(f"from cached.cli import main\nsys.exit(main({argv!r}))") == []

@@ -1,4 +1,4 @@
-"""`cached deploy` and `cached rollback`, and the deploy options of `cached serve`.
+"""`cached deploy` and `cached rollback` (the deploy options of `cached serve` are in serve.py).
 
 Both commands go through the daemon (which holds the Cloudflare token and the
 store); ``--serve`` then runs Miniflare on the local bundle the daemon wrote,
@@ -14,49 +14,19 @@ import os
 import sys
 from pathlib import Path
 
+from cached.cli.options import add_daemon_options
+
 TARGETS = ("cloudflare", "local")
 
 
-def add_serve_options(serve: argparse.ArgumentParser) -> None:
-    from cached.deploy.cloudflare import DEFAULT_BASE_URL
-
-    g = serve.add_argument_group("deploy", "where `deploy` sends apps; the token and keys come from files or the environment, never from a request")
-    g.add_argument("--deploy-dir", default="", help="local-target bundles (default ROOT/deploy)")
-    g.add_argument("--cloudflare-account-id", default=os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""), help="default $CLOUDFLARE_ACCOUNT_ID")
-    g.add_argument("--cloudflare-token-file", default="", help="file holding the API token (default: $CLOUDFLARE_API_TOKEN)")
-    g.add_argument("--cloudflare-api-base", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
-    g.add_argument("--cloudflare-retry-base", type=float, default=0.5, help="first retry backoff in seconds (doubles each retry)")
-    g.add_argument("--cloudflare-retry-attempts", type=int, default=5, help="tries per API call, the first included")
-    g.add_argument("--r2-endpoint", default="", help="R2's S3 endpoint for files over the asset limit (https://ACCOUNT.r2.cloudflarestorage.com)")
-    g.add_argument("--r2-bucket", default="", help="R2 bucket for files over the asset limit")
-    g.add_argument("--r2-credentials-file", default="", help="ACCESS_KEY_ID:SECRET on one line (default: $CACHED_R2_ACCESS_KEY_ID, $CACHED_R2_SECRET_ACCESS_KEY)")
-
-
-def deploy_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from cached.deploy.config import DeployConfig
-
-    return DeployConfig(
-        local_dir=Path(args.deploy_dir) if args.deploy_dir else None,
-        api_base=args.cloudflare_api_base, account_id=args.cloudflare_account_id,
-        token_file=Path(args.cloudflare_token_file) if args.cloudflare_token_file else None,
-        retry_base_s=args.cloudflare_retry_base, retry_attempts=args.cloudflare_retry_attempts,
-        r2_endpoint=args.r2_endpoint, r2_bucket=args.r2_bucket,
-        r2_credentials_file=Path(args.r2_credentials_file) if args.r2_credentials_file else None,
-    )
-
-
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    address = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
-
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tenant", required=True)
         p.add_argument("--app", required=True)
         p.add_argument("--target", default="cloudflare", choices=TARGETS)
         p.add_argument("--serve", action="store_true", help="local target: serve the bundle with Miniflare on 127.0.0.1 until Ctrl-C")
         p.add_argument("--port", type=int, default=0, help="with --serve (default: any free port)")
-        p.add_argument("--server", default=address, help=f"daemon address (default {address}, or $CACHED_ADDRESS)")
-        p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help="bearer token (default $CACHED_TOKEN)")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
+        add_daemon_options(p)
 
     deploy = sub.add_parser("deploy", help="deploy an app's build (its last one, or --action) without rebuilding")
     common(deploy)

@@ -1,4 +1,4 @@
-"""`cached stats`, `purge`, `gc`, `verify` and `explain`, and the operations options of `cached serve`.
+"""`cached stats`, `purge`, `gc`, `verify` and `explain` (the operations options of `cached serve` are in serve.py).
 
 Every command calls the running daemon's Admin service (which owns the
 store), so it works while builds run; with tokens configured it needs the
@@ -9,42 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from cached.operate.config import OperateConfig, format_bytes, parse_age, parse_size
-
-
-def add_serve_options(serve: argparse.ArgumentParser) -> None:
-    g = serve.add_argument_group("operations", "metrics, disk cap and what garbage collection protects")
-    g.add_argument("--metrics-listen", default="", metavar="HOST:PORT", help="serve Prometheus metrics over HTTP here (a bare PORT stays on 127.0.0.1; default: off)")
-    g.add_argument("--max-size", default="0", metavar="SIZE", help="keep the store under this size (e.g. 20GB): above it, evict least-recently-used entries (default 0: no cap)")
-    g.add_argument("--gc-low-watermark", type=float, default=0.9, metavar="FRACTION", help="collect down to this fraction of --max-size (at most 0.9; default 0.9)")
-    g.add_argument("--gc-interval", type=float, default=60.0, metavar="SECONDS", help="how often the cap is checked (builds that store bytes check sooner; default 60)")
-    g.add_argument("--lease-seconds", type=float, default=600.0, help="a result just served is kept this long whatever GC or purge do (default 600)")
-    g.add_argument("--gc-grace-seconds", type=float, default=60.0, help="blobs younger than this are never swept (default 60)")
-
-
-def operate_config(args: argparse.Namespace) -> OperateConfig:
-    try:
-        return OperateConfig(
-            metrics_listen=args.metrics_listen, max_bytes=parse_size(args.max_size), low_watermark=args.gc_low_watermark,
-            gc_interval_s=args.gc_interval, lease_seconds=args.lease_seconds, grace_seconds=args.gc_grace_seconds,
-        )
-    except ValueError as e:
-        raise SystemExit(f"cached: {e}") from None
+from cached.cli.options import add_daemon_options
+from cached.operate.config import format_bytes, parse_age, parse_size
 
 
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    address = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
-
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--server", default=address, help=f"daemon address (default {address}, or $CACHED_ADDRESS)")
-        p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help="admin token (default $CACHED_TOKEN)")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
+        add_daemon_options(p, token_help="admin token (default $CACHED_TOKEN)")
 
     stats = sub.add_parser("stats", help="store totals, and bytes, entries, last build and hit rate per tenant and app")
     common(stats)

@@ -1,9 +1,10 @@
 """The Cloudflare API over httpx: envelopes, retries, the shared rate limiter, errors with codes.
 
-Every call goes through ``_send``: it waits for a slot of the daemon-wide
-limiter, retries 429 (honouring ``Retry-After``), 5xx and network errors with
-exponential backoff, and turns a failed envelope into a ``DeployError`` whose
-message names the call and carries Cloudflare's code. The API token is only
+Every call goes through ``_send``: it waits for a slot of the token's
+limiter (given by the caller and shared by all the daemon's deploys), retries
+429 (honouring ``Retry-After``), 5xx and network errors with exponential
+backoff, and turns a failed envelope into a ``DeployError`` whose message
+names the call and carries Cloudflare's code. The API token is only
 ever put in the Authorization header: never logged, never in a message.
 """
 
@@ -21,11 +22,9 @@ from typing import Any
 import httpx
 
 from cached.deploy.errors import DeployConflict, DeployError
-from cached.deploy.limiter import RateLimiter, for_token
+from cached.deploy.limiter import RateLimiter
 
 log = logging.getLogger("cached.deploy.cloudflare")
-
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
 # Codes worth a sentence of their own (cloudflare-workers.md, Conventions).
 CODE_HINTS = {
@@ -60,14 +59,14 @@ class CloudflareApi:
         base_url: str,
         account_id: str,
         token: str,
-        limiter: RateLimiter | None = None,
+        limiter: RateLimiter,
         retry: RetryPolicy = RetryPolicy(),
         timeout_s: float = 120.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.account_id = account_id
         self._token = token
-        self.limiter = limiter or for_token(token)
+        self.limiter = limiter
         self.retry = retry
         self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
         self.requests = 0  # calls sent, retries included

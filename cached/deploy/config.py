@@ -6,6 +6,10 @@ the R2 keys from ``r2_credentials_file`` (``ACCESS_KEY_ID:SECRET_ACCESS_KEY``
 on one line) or ``$CACHED_R2_ACCESS_KEY_ID`` / ``$CACHED_R2_SECRET_ACCESS_KEY``.
 These R2 credentials are the deploy's own, separate from the cache's shared
 tier. Nothing here is ever logged.
+
+The command line reads these defaults to declare `cached serve`'s options, so
+this module must never import the deployer, the HTTP client or boto3 at the
+top: ``settings()`` imports what it builds.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cached.deploy.cloudflare import DEFAULT_BASE_URL, RetryPolicy
-from cached.deploy.deployer import CloudflareSettings, DeploySettings
-from cached.deploy.r2 import R2Settings
+if TYPE_CHECKING:
+    from cached.deploy.deployer import DeploySettings
 
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 R2_KEY_ENV = "CACHED_R2_ACCESS_KEY_ID"
 R2_SECRET_ENV = "CACHED_R2_SECRET_ACCESS_KEY"
@@ -37,6 +42,10 @@ class DeployConfig:
 
     def settings(self, root: Path) -> DeploySettings:
         """Reads the token and keys; raises ValueError naming what is missing or unreadable."""
+        from cached.deploy.cloudflare import RetryPolicy
+        from cached.deploy.deployer import CloudflareSettings, DeploySettings
+        from cached.deploy.r2 import R2Settings
+
         token = _read_secret(self.token_file, "Cloudflare API token") if self.token_file else os.environ.get(TOKEN_ENV, "").strip()
         cloudflare = None
         if self.account_id and token:

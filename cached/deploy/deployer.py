@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cached.deploy.assets import ASSET_LIMIT, MAX_ASSET_FILES, AssetHasher, BlobSource, Manifest
-from cached.deploy.cloudflare import DEFAULT_BASE_URL, CloudflareApi, RetryPolicy
+from cached.deploy.cloudflare import CloudflareApi, RetryPolicy
 from cached.deploy.errors import DeployError, DeployInvalid, DeployNotFound, DeployUnavailable
-from cached.deploy.limiter import RateLimiter
+from cached.deploy.limiter import RateLimiter, RateLimiters
 from cached.deploy.local import LOCAL_BUCKET, LocalBundles
 from cached.deploy.names import script_name
 from cached.deploy.publish import CloudflarePublisher
@@ -51,7 +51,7 @@ HISTORY_LIMIT = 100
 class CloudflareSettings:
     account_id: str
     token: str
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str  # the operator's default is cached.deploy.config.DEFAULT_BASE_URL
     retry: RetryPolicy = RetryPolicy()
     parallel_buckets: int = 3
 
@@ -134,8 +134,13 @@ def history_key(tenant: str, app: str, target: str) -> bytes:
 
 
 class Deployer:
-    def __init__(self, settings: DeploySettings, blobs: BlobSource, history: HistoryStore, actions: ActionLookup) -> None:
+    def __init__(
+        self, settings: DeploySettings, blobs: BlobSource, history: HistoryStore, actions: ActionLookup,
+        limiters: RateLimiters | None = None,
+    ) -> None:
+        """``limiters``: the daemon's API rate limiters (its composition root owns them); a set of its own when not given."""
         self.settings = settings
+        self.limiters = limiters if limiters is not None else RateLimiters()
         self.blobs = blobs
         self.history_store = history
         self.actions = actions
@@ -281,8 +286,8 @@ class Deployer:
         if cf is None or not cf.account_id or not cf.token:
             raise DeployUnavailable("the cloudflare target is not configured on this daemon: set the account id and the API token (serve --cloudflare-account-id, --cloudflare-token-file)")
         if self._publisher is None:
-            self._api = CloudflareApi(base_url=cf.base_url, account_id=cf.account_id, token=cf.token, retry=cf.retry)
-            self.limiter = self._api.limiter
+            self.limiter = self.limiters.for_token(cf.token)
+            self._api = CloudflareApi(base_url=cf.base_url, account_id=cf.account_id, token=cf.token, limiter=self.limiter, retry=cf.retry)
             self._publisher = CloudflarePublisher(self._api, self.blobs, parallel_buckets=cf.parallel_buckets)
         return self._publisher
 

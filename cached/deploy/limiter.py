@@ -1,9 +1,11 @@
 """A sliding-window limiter: at most N API calls per window, shared by every deploy of the daemon.
 
-Cloudflare allows 1,200 requests per 5 minutes per token. One limiter per
-token (``for_token``) is shared by every client of the process, so parallel
-deploys together stay under it: a caller waits for a slot instead of being
-answered 429.
+Cloudflare allows 1,200 requests per 5 minutes per token. ``RateLimiters``
+holds one limiter per token; the daemon's composition root creates one set
+and hands it to the deployer, so every API client of the daemon that uses a
+token shares its limiter and parallel deploys together stay under the limit:
+a caller waits for a slot instead of being answered 429. This module keeps
+no state of its own (no process-wide registry).
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ class RateLimiter:
         return sum(1 for t in self._sent if now - t < self.window_s)
 
 
-_BY_TOKEN: dict[str, RateLimiter] = {}
+class RateLimiters:
+    """One limiter per API token, keyed by the token's hash (never the token itself)."""
 
+    def __init__(self, limit: int = REQUESTS, window_s: float = WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._by_token: dict[str, RateLimiter] = {}
 
-def for_token(token: str, limit: int = REQUESTS, window_s: float = WINDOW_S) -> RateLimiter:
-    """The process-wide limiter of a token (keyed by the token's hash, never the token itself)."""
-    key = hashlib.sha256(token.encode()).hexdigest()
-    limiter = _BY_TOKEN.get(key)
-    if limiter is None:
-        limiter = _BY_TOKEN[key] = RateLimiter(limit, window_s)
-    return limiter
+    def for_token(self, token: str) -> RateLimiter:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        limiter = self._by_token.get(key)
+        if limiter is None:
+            limiter = self._by_token[key] = RateLimiter(self.limit, self.window_s)
+        return limiter

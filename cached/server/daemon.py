@@ -29,6 +29,7 @@ from cached.execution.steps import StepRunner
 from cached.execution.toolchain import probe_toolchain
 from cached.deploy.config import DeployConfig
 from cached.deploy.deployer import Deployer
+from cached.deploy.limiter import RateLimiters
 from cached.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
@@ -125,7 +126,8 @@ class Daemon:
             deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
         ), observer=self.operations)
-        self.deployer = Deployer(deploy_settings, self.store.blobs, IndexHistory(self.store), action_lookup(self.store))
+        self.rate_limiters = RateLimiters()  # Cloudflare's per-token limit, shared by every deploy of this daemon
+        self.deployer = Deployer(deploy_settings, self.store.blobs, IndexHistory(self.store), action_lookup(self.store), limiters=self.rate_limiters)
         self.builder = BuilderService(self.pipeline, self.store, config.limits, BuildDeploys(self.deployer, self.store))
         if config.warm.enabled:
             self.pipeline.enable_warm(config.warm)

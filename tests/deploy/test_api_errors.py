@@ -18,7 +18,7 @@ from rpc import build, options
 from support import DaemonProcess
 
 from cached.deploy.errors import DeployError
-from cached.deploy.limiter import RateLimiter
+from cached.deploy.limiter import RateLimiter, RateLimiters
 from cached.v1 import cached_pb2
 
 FILES = {"index.html": b"<h1>x</h1>\n", "assets/app.js": b"console.log(1);\n", "assets/app.css": b"p{}\n"}
@@ -98,6 +98,14 @@ def test_limiter_holds_calls_to_its_window() -> None:
         return time.monotonic() - started, limiter.waits
     elapsed, waits = asyncio.run(run())
     assert waits == 1 and elapsed >= 0.25
+
+
+def test_limiters_are_one_per_token_within_a_set_and_never_shared_between_sets() -> None:
+    daemon, other = RateLimiters(limit=7), RateLimiters()
+    assert daemon.for_token("token-a") is daemon.for_token("token-a")
+    assert daemon.for_token("token-a") is not daemon.for_token("token-b")
+    assert daemon.for_token("token-a").limit == 7
+    assert other.for_token("token-a") is not daemon.for_token("token-a")
 
 
 def test_failed_deploy_does_not_fail_or_uncache_the_build(deploy_daemon: DaemonProcess, cf: FakeCloudflare) -> None:

@@ -1,0 +1,42 @@
+"""`cached watch APP_DIR`: the command; the watching itself is ``cached/watch.py``.
+
+It turns the arguments into a ``WatchSettings``, makes SIGTERM stop the
+watcher as Ctrl-C does, and runs it. The watcher (and watchfiles with it) is
+imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from cached.cli.options import add_app_options, add_daemon_options, parse_env
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    watch = sub.add_parser("watch", help="rebuild an app directory through the daemon on every save")
+    add_app_options(watch)
+    watch.add_argument("--debounce-ms", type=int, default=150, help="wait this long for a burst of saves to end (default 150)")
+    watch.add_argument("--deploy", choices=["local"], default=None,
+                       help="deploy each build to the daemon's local target and serve it with Miniflare on 127.0.0.1")
+    watch.add_argument("--port", type=int, default=0, help="with --deploy local: Miniflare's port (default: any free one, kept across restarts)")
+    watch.add_argument("--max-builds", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after N builds
+    add_daemon_options(watch)
+    watch.set_defaults(func=cmd_watch)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from cached.watch import Watcher, WatchSettings
+
+    if not Path(args.app_dir).is_dir():
+        print(f"cached: {args.app_dir} is not a directory", file=sys.stderr)
+        return 2
+    watcher = Watcher(WatchSettings(
+        app_dir=Path(args.app_dir), tenant=args.tenant, app=args.app, server=args.server, token=args.token,
+        mode=args.mode, script=args.script, env=parse_env(args.env), deploy_local=args.deploy == "local",
+        port=args.port, debounce_ms=args.debounce_ms, max_builds=args.max_builds, json=args.json,
+    ))
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop_event.set())
+    return watcher.run()
