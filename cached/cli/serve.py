@@ -42,7 +42,7 @@ def _daemon_options(serve: argparse.ArgumentParser) -> None:
     g = serve.add_argument_group("daemon", "where it listens, who may call it, how it stops")
     g.add_argument("--root", default=str(default_root()), help="store root (default: $XDG_CACHE_HOME/cached)")
     g.add_argument("--listen", default="127.0.0.1:7878", help="gRPC address (default 127.0.0.1:7878)")
-    g.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TOKEN' (Builder, ContentStore) or 'admin:TOKEN' (everything); required to listen beyond loopback")
+    g.add_argument("--token-file", default="", help="bearer tokens, one a line: 'build:TENANT:TOKEN' (Builder, ContentStore, Deployer for that tenant), 'build:*:TOKEN' (for every tenant) or 'admin:TOKEN' (everything); required to listen beyond loopback or on a host name")
     g.add_argument("--port-file", default="", help="write the bound port here once serving (for --listen 127.0.0.1:0)")
     g.add_argument("--drain-seconds", type=float, default=30.0)
     g.add_argument("--log-level", default="info")

@@ -13,6 +13,7 @@ from cached.errors import BuildError, ShuttingDown
 from cached.execution.events import EventStream, Phase
 from cached.pipeline.pipeline import BuildPipeline
 from cached.request.spec import Limits, parse_request
+from cached.server.auth import authorize_tenant
 from cached.server.status import status_for
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc
@@ -32,6 +33,7 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
         self.accepting = True
 
     async def Build(self, request: cached_pb2.BuildRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.BuildEvent]:
+        await authorize_tenant(context, request.tenant)
         events = EventStream()
         try:
             if not self.accepting:

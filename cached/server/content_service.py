@@ -17,6 +17,7 @@ import grpc
 
 from cached.errors import InvalidRequest
 from cached.request.spec import Limits
+from cached.server.auth import authorize_tenant
 from cached.digest import Digest
 from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc
@@ -41,6 +42,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
         return digest
 
     async def FindMissingBlobs(self, request: cached_pb2.FindMissingBlobsRequest, context: grpc.aio.ServicerContext) -> cached_pb2.FindMissingBlobsResponse:
+        await authorize_tenant(context, request.tenant)
         try:
             tenant = self.limits.check_tenant(request.tenant)
             digests = [self._digest(d) for d in request.digests]
@@ -59,6 +61,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
         try:
             async for chunk in request_iterator:
                 if chunk.tenant and not tenant:
+                    await authorize_tenant(context, chunk.tenant)  # before a byte of it is kept
                     tenant = self.limits.check_tenant(chunk.tenant)
                 if chunk.HasField("digest"):
                     if handle is not None and current is not None:
@@ -106,6 +109,7 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
                 pass
 
     async def ReadBlob(self, request: cached_pb2.ReadBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.ReadBlobChunk]:
+        await authorize_tenant(context, request.tenant)
         try:
             tenant = self.limits.check_tenant(request.tenant)
             digest = self._digest(request.digest)

@@ -60,7 +60,7 @@ class DaemonConfig:
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
     tokens: Tokens = field(default_factory=Tokens)  # bearer tokens; required beyond loopback
-    token_file: Path | None = None  # lines 'build:TOKEN' / 'admin:TOKEN', added to tokens
+    token_file: Path | None = None  # lines 'build:TENANT:TOKEN' / 'build:*:TOKEN' / 'admin:TOKEN', added to tokens
     deps_import: str = "auto"
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
@@ -140,7 +140,7 @@ class Daemon:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
-        server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)] if self.config.tokens else None)
+        server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)])  # always: it tells servicers who calls
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
         cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store, self.config.limits), server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root, self.operations), server)

@@ -18,6 +18,7 @@ import grpc
 from cached.errors import InvalidRequest
 from cached.execution.events import EventStream, Phase
 from cached.request.spec import check_id
+from cached.server.auth import authorize_tenant
 from cached.deploy.deployer import Deployer, check_options
 from cached.deploy.errors import DeployConflict, DeployError, DeployInvalid, DeployNotFound, DeployUnavailable
 from cached.store import Store
@@ -70,6 +71,7 @@ class DeployService(deploy_pb2_grpc.DeployerServicer):
         self.last_action = last_action  # (tenant, app) -> the app's last action key
 
     async def Deploy(self, request: deploy_pb2.DeployRequest, context: grpc.aio.ServicerContext) -> deploy_pb2.DeployResponse:
+        await authorize_tenant(context, request.tenant)
         try:
             tenant, app = check_id("tenant", request.tenant), check_id("app", request.app)
         except InvalidRequest as e:
@@ -87,6 +89,7 @@ class DeployService(deploy_pb2_grpc.DeployerServicer):
         return deploy_pb2.DeployResponse(result=result, versions=versions)
 
     async def Rollback(self, request: deploy_pb2.RollbackRequest, context: grpc.aio.ServicerContext) -> deploy_pb2.DeployResponse:
+        await authorize_tenant(context, request.tenant)
         try:
             tenant, app = check_id("tenant", request.tenant), check_id("app", request.app)
         except InvalidRequest as e:

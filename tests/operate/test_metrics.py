@@ -19,7 +19,7 @@ from support import WRITE_DIST, DaemonProcess, tiny_app
 def ops_daemon(tmp_path_factory: pytest.TempPathFactory, npm_cache: Path) -> Iterator[DaemonProcess]:
     base = tmp_path_factory.mktemp("ops")
     tokens = base / "tokens"
-    tokens.write_text(f"build:{BUILD_TOKEN}\nadmin:{ADMIN_TOKEN}\n")
+    tokens.write_text(f"build:*:{BUILD_TOKEN}\nadmin:{ADMIN_TOKEN}\n")
     proc = DaemonProcess(base / "root", npm_cache, args=["--token-file", str(tokens), "--metrics-listen", "127.0.0.1:0"]).start()
     yield proc
     proc.stop()

@@ -121,14 +121,15 @@ class ClientTest < Minitest::Test
   end
 end
 
-# A daemon started with tokens: calls without one are UNAUTHENTICATED.
+# A daemon started with tokens: calls without one are UNAUTHENTICATED, and a
+# build token acts only for the tenants its lines name.
 class AuthTest < Minitest::Test
   BUILD_TOKEN = "ruby-build-token-0123456789"
   ADMIN_TOKEN = "ruby-admin-token-9876543210"
 
   def daemon
     token_file = File.join(CachedTest.tmp, "tokens")
-    File.write(token_file, "build:#{BUILD_TOKEN}\nadmin:#{ADMIN_TOKEN}\n") unless File.exist?(token_file)
+    File.write(token_file, "build:rails:#{BUILD_TOKEN}\nadmin:#{ADMIN_TOKEN}\n") unless File.exist?(token_file)
     CachedTest.daemon("secured", args: ["--token-file", token_file])
   end
 
@@ -145,6 +146,9 @@ class AuthTest < Minitest::Test
     builder = Cached::Client.new(daemon.address, token: BUILD_TOKEN)
     assert_equal "index.html", builder.build(app_id: "auth", tenant: "rails", files: files).outputs.first.path
     assert_equal :permission_denied, assert_raises(Cached::Error) { builder.stats }.status
+    other_tenant = assert_raises(Cached::Error) { builder.build(app_id: "auth", tenant: "someone-else", files: files) }
+    assert_equal :permission_denied, other_tenant.status
+    assert_includes other_tenant.message, "someone-else"
     builder.close
 
     admin = Cached::Client.new(daemon.address, token: ADMIN_TOKEN)
