@@ -25,6 +25,10 @@ SCRIPT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}$")
 # so a caller learns that its variable had no effect).
 RESERVED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "TZ", "CI", "NODE_OPTIONS", "NODE_PATH", "USER", "SHELL"}
 RESERVED_ENV_PREFIXES = ("npm_config_", "npm_package_", "npm_lifecycle_", "LD_", "CACHED_")
+# The kernel's limit on one argv or environ string (MAX_ARG_STRLEN: 32 pages of
+# 4 KiB), counted as "NAME=value" plus its NUL: one byte more and execve fails
+# with E2BIG, so such a variable could never reach a build.
+MAX_ENV_STRING_BYTES = 131072
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,13 @@ def check_env(env: dict[str, str], limits: Limits) -> dict[str, str]:
             raise InvalidRequest(f"env[{name!r}]", "reserved: the build environment sets it, or it would change how Node or npm run")
         if "\x00" in value:
             raise InvalidRequest(f"env[{name!r}]", "value contains NUL")
+        size = len(name) + 1 + len(value.encode()) + 1
+        if size > MAX_ENV_STRING_BYTES:
+            raise InvalidRequest(
+                f"env[{name!r}]",
+                f"{name}=value is {size} bytes with its NUL; the kernel passes at most {MAX_ENV_STRING_BYTES} bytes (128 KiB) "
+                "per variable: put large data in a file of the app instead",
+            )
         total += len(name) + len(value.encode())
     if total > limits.max_env_bytes:
         raise InvalidRequest("env", f"{total} bytes; at most {limits.max_env_bytes}")

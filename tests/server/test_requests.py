@@ -34,6 +34,8 @@ BAD_CASES = [
     ("no_script", lambda f: f, {"build_script": "deploy"}, grpc.StatusCode.INVALID_ARGUMENT, "deploy"),
     ("bad_json", lambda f: {**f, "package.json": b"{"}, {}, grpc.StatusCode.INVALID_ARGUMENT, "JSON"),
     ("inline_too_big", lambda f: {**f, "public/big.bin": b"x" * ((1 << 20) + 1)}, {}, grpc.StatusCode.INVALID_ARGUMENT, "UploadBlobs"),
+    # One byte over the kernel's per-string limit (MAX_ARG_STRLEN, "NAME=value" and its NUL): execve could never pass it.
+    ("env_value_over_128k", lambda f: f, {"env": {"HUGE_VALUE": "x" * (131072 - len("HUGE_VALUE="))}}, grpc.StatusCode.INVALID_ARGUMENT, "HUGE_VALUE"),
 ]
 
 
@@ -55,3 +57,16 @@ def test_file_by_unknown_digest_is_refused(daemon: DaemonProcess) -> None:
         client.build_request(req)
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "UploadBlobs" in e.value.details
+
+
+def test_an_env_value_at_the_kernels_limit_reaches_the_build(daemon: DaemonProcess) -> None:
+    value = "v" * (131072 - len("AT_LIMIT=") - 1)  # exactly MAX_ARG_STRLEN with its NUL
+    files = tiny_app("""
+import { mkdirSync, writeFileSync } from "node:fs";
+mkdirSync("dist", { recursive: true });
+writeFileSync("dist/index.html", String(process.env.AT_LIMIT.length));
+""")
+    with Client(daemon.address) as client:
+        result = client.build(files=files, app="env-limit", tenant="t1", env={"AT_LIMIT": value})
+        (out,) = result.outputs
+        assert client.read_blob("t1", out.digest_ref) == str(len(value)).encode()
