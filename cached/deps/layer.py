@@ -134,7 +134,7 @@ class DependencyLayer:
     async def ensure(self, spec: BuildSpec, deps_key: str, previous_deps_key: str, events: Any, deadline: float, env: dict[str, str]) -> Dependencies:
         """The materialised tree for this deps key, installing it first if it was never seen."""
         started = time.perf_counter()
-        root = self.store.get_root("deps", deps_key.encode())
+        root = self.store.deps.get(deps_key.encode())
         if root is not None:
             record = records_pb2.DepsRecord.FromString(root.value)
             try:
@@ -144,7 +144,7 @@ class DependencyLayer:
             except (TreeNotFound, BlobNotFound, FileNotFoundError) as e:
                 # A blob went missing under us (deleted by hand, or quarantined): install afresh.
                 log.warning("dependency tree unusable, reinstalling", extra={"deps_key": deps_key, "error": str(e)})
-                await asyncio.wrap_future(self.store.delete_roots("deps", [deps_key.encode()]))
+                await asyncio.wrap_future(self.store.deps.delete([deps_key.encode()]))
                 events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
         else:
             reason, detail = self._miss_reason(spec, previous_deps_key)
@@ -171,7 +171,7 @@ class DependencyLayer:
     def _miss_reason(self, spec: BuildSpec, previous_deps_key: str) -> tuple[str, str]:
         if not previous_deps_key:
             return "new_deps", "these dependencies were never installed here"
-        previous = self.store.get_root("deps", previous_deps_key.encode(), lease=False)
+        previous = self.store.deps.get(previous_deps_key.encode(), lease=False)
         if previous is None:
             return "deps_changed", "dependencies changed (the previous ones are no longer in the store)"
         before = dict(records_pb2.DepsRecord.FromString(previous.value).packages)
@@ -210,7 +210,7 @@ class DependencyLayer:
                 tree=tree_digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
                 packages=lockfile_packages(lock.content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
             )
-            await asyncio.wrap_future(self.store.put_root("deps", deps_key.encode(), record.SerializeToString(), trees=(tree_digest,), owner=spec.owner))
+            await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(tree_digest,), owner=spec.owner))
             log.info("dependencies installed", extra={"deps_key": deps_key, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})
             return record
 

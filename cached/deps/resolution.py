@@ -53,7 +53,7 @@ class ResolutionLayer:
 
     async def resolve(self, spec: BuildSpec, events: Any, deadline: float, env: dict[str, str]) -> bytes:
         key = self.key(spec)
-        root = self.store.get_root("resolutions", key.encode())
+        root = self.store.resolutions.get(key.encode())
         if root is not None:
             record = records_pb2.ResolutionRecord.FromString(root.value)
             age = time.time() - record.resolved_unix_ms / 1000
@@ -86,5 +86,5 @@ class ResolutionLayer:
                 raise BuildFailed("npm resolved the dependencies but wrote no package-lock.json", [])
             lockfile = await asyncio.to_thread(lock_path.read_bytes)
         record = records_pb2.ResolutionRecord(lockfile=lockfile, resolved_unix_ms=int(time.time() * 1000))
-        await asyncio.wrap_future(self.store.put_root("resolutions", key.encode(), record.SerializeToString(), owner=spec.owner))
+        await asyncio.wrap_future(self.store.resolutions.put(key.encode(), record.SerializeToString(), owner=spec.owner))
         return lockfile

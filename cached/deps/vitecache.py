@@ -33,13 +33,9 @@ class ViteCache:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    @staticmethod
-    def key(tenant: str, app: str) -> bytes:
-        return f"{tenant}/{app}".encode()
-
     def restore(self, tenant: str, app: str, deps_key: str, upper: Path) -> tuple[bool, str, int]:
         """Fills ``upper`` with the app's saved cache: (restored, reason, files)."""
-        root = self.store.get_root("vitecache", self.key(tenant, app))
+        root = self.store.vitecache.get(self.store.vitecache.key(tenant, app))
         if root is None:
             return False, "none", 0
         record = records_pb2.ViteCacheRecord.FromString(root.value)
@@ -68,7 +64,7 @@ class ViteCache:
         with self.store.ingesting():
             digest, tree = self.store.trees.ingest(staging, move=True)
         record = records_pb2.ViteCacheRecord(tree=digest.to_proto(), deps_key=deps_key, created_unix_ms=int(time.time() * 1000))
-        self.store.put_root("vitecache", self.key(tenant, app), record.SerializeToString(), trees=(digest,), owner=f"{tenant}/{app}").result()
+        self.store.vitecache.put(self.store.vitecache.key(tenant, app), record.SerializeToString(), trees=(digest,), owner=f"{tenant}/{app}").result()
         return len(tree.files)
 
 

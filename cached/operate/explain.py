@@ -1,8 +1,8 @@
 """Explain: what an app's keys are made of, and what changed since the build before.
 
 The pipeline's AppRecord keeps the app's last build only, so this keeps a
-small history record per app (the last two recorded builds, in the index's
-``meta`` database) written when the app's record changes: on a miss, or on a
+small history record per app (the last two recorded builds, in the store's
+``histories``) written when the app's record changes: on a miss, or on a
 hit on another action than its last. The deps components are parsed from the
 request then, and only when the deps key changed, so a hit pays nothing.
 
@@ -15,29 +15,20 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 
-import lmdb
-
 from cached.deps.layer import describe_package_changes, lockfile_packages
 from cached.keys import DepsInputs, canonical, deps_inputs
 from cached.reasons import diff_maps
 from cached.request.spec import BuildSpec
 from cached.execution.toolchain import Toolchain
 from cached.digest import Digest
-from cached.operate.tombstones import Tombstones
-from cached.store import Store
-from cached.store.roots import decode
+from cached.store import Store, Tombstones
 from cached.v1 import admin_pb2, cached_pb2, operate_pb2, records_pb2
 
 log = logging.getLogger("cached.operate.explain")
 
-PREFIX = b"history\x00"
 SHOWN = 10
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 MISS = cached_pb2.CacheDecision.MISS
-
-
-def _history_key(owner: str) -> bytes:
-    return PREFIX + owner.encode()
 
 
 def deps_components(hasher_digest: Callable[[bytes], str], key: str, inputs: DepsInputs) -> admin_pb2.DepsComponents:
@@ -84,8 +75,7 @@ class AppHistory:
         self.commands = [" ".join(c) for c in install_commands]
 
     def load(self, owner: str) -> operate_pb2.AppHistory | None:
-        raw = self.store.index.get("meta", _history_key(owner))
-        return operate_pb2.AppHistory.FromString(raw) if raw is not None else None
+        return self.store.histories.get(owner)
 
     def recorded(self, spec: BuildSpec, sources: Digest, record: records_pb2.AppRecord,
                  previous: records_pb2.AppRecord | None, decisions: Sequence[cached_pb2.CacheDecision]) -> None:
@@ -111,14 +101,7 @@ class AppHistory:
         history = operate_pb2.AppHistory(last=snapshot)
         if last is not None:
             history.before.CopyFrom(last)
-        value = history.SerializeToString()
-        meta = self.store.index.db("meta")
-        key = _history_key(spec.owner)
-
-        def fn(txn: lmdb.Transaction) -> None:
-            txn.put(key, value, db=meta)
-
-        future = self.store.index.submit(fn)
+        future = self.store.histories.put(spec.owner, history)
         future.add_done_callback(lambda f: f.exception() and log.warning("could not record the app's history", extra={"owner": spec.owner, "error": str(f.exception())}))
 
 
@@ -178,8 +161,7 @@ class Explainer:
     def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
         owner = f"{tenant}/{app}"
         history = self.history.load(owner)
-        raw = self.store.index.get("apps", owner.encode())
-        current = records_pb2.AppRecord.FromString(raw) if raw is not None else None
+        current = self.store.apps.get(tenant, app)
         if history is None or not history.HasField("last"):
             if current is None:
                 return admin_pb2.ExplainResponse(found=False, state="absent", summary=f"no build of {owner} is recorded")
@@ -195,12 +177,11 @@ class Explainer:
 
     def state(self, tenant: str, owner: str, action_key: str) -> str:
         """Whether the last action's result is in the store now (read without touching its LRU time)."""
-        key = f"{tenant}/{action_key}".encode()
-        raw = self.store.index.get("actions", key)
-        if raw is not None:
-            entry = decode("actions", key, raw, 0)
-            return "purged" if entry.created_ns < self.store.purge_watermark(owner) else "cached"
-        tomb = self.tombstones.lookup("actions", key)
+        key = self.store.actions.key(tenant, action_key)
+        entry = self.store.actions.peek(key)
+        if entry is not None:
+            return "purged" if entry.created_ns < self.store.watermarks.get(owner) else "cached"
+        tomb = self.tombstones.lookup(self.store.actions.kind, key)
         return tomb.cause if tomb is not None else "absent"
 
     @staticmethod

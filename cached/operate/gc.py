@@ -17,8 +17,7 @@ import logging
 import time
 
 from cached.operate.metrics import BuildMetrics
-from cached.operate.tombstones import Removed, Tombstones
-from cached.store import Store
+from cached.store import Removed, Store, Tombstones
 from cached.store.collect import LOW_WATERMARK, CollectReport
 
 log = logging.getLogger("cached.operate.gc")

@@ -19,7 +19,6 @@ from cached.operate.explain import AppHistory, Explainer
 from cached.operate.gc import AutoCollector, GarbageCollector
 from cached.operate.metrics import BuildMetrics
 from cached.operate.purge import Purger
-from cached.operate.tombstones import Tombstones
 from cached.operate.verify import Verifier
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
@@ -32,7 +31,7 @@ class Operations:
         self.store = store
         self.config = config
         self.metrics = BuildMetrics(store.stats)
-        self.tombstones = Tombstones(store)
+        self.tombstones = store.tombstones
         self.history = AppHistory(store, toolchain, install_commands)
         self.gc = GarbageCollector(store, self.tombstones, self.metrics)
         self.purger = Purger(store, self.tombstones, self.metrics)

@@ -16,9 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from cached.operate.metrics import BuildMetrics
-from cached.operate.tombstones import Removed, Tombstones
-from cached.store import Store
-from cached.store.roots import RootEntry
+from cached.store import Removed, RootEntry, Store, Tombstones
 
 log = logging.getLogger("cached.operate.purge")
 
@@ -78,17 +76,19 @@ class Purger:
     def select(self, selector: PurgeSelector) -> list[RootEntry]:
         """The entries the purge concerns: for an app, those it owns (hidden from it from now on)."""
         roots = self.store.iter_roots()
+        actions, vite, deps = self.store.actions.kind, self.store.vitecache.kind, self.store.deps.kind
         if selector.all:
             return list(roots)
         if selector.app:
             # What the watermark hides from the app: the action entries it made (others' hide too, but stay
             # theirs), and its Vite cache. Dependency trees are shared by content and stay.
-            return [e for e in roots if (e.kind == "actions" and e.owner == selector.app) or (e.kind == "vitecache" and e.key == selector.app.encode())]
+            vite_key = self.store.vitecache.key(*selector.app.split("/", 1))
+            return [e for e in roots if (e.kind == actions and e.owner == selector.app) or (e.kind == vite and e.key == vite_key)]
         if selector.tenant:
             prefix = selector.tenant.encode() + b"/"
-            return [e for e in roots if e.kind in ("actions", "vitecache") and e.key.startswith(prefix)]
+            return [e for e in roots if e.kind in (actions, vite) and e.key.startswith(prefix)]
         if selector.deps_key:
-            return [e for e in roots if e.kind == "deps" and e.key == selector.deps_key.encode()]
+            return [e for e in roots if e.kind == deps and e.key == selector.deps_key.encode()]
         cutoff = time.time_ns() - int(selector.older_than_s * 1e9)
         return [e for e in roots if e.last_access_ns < cutoff]
 
@@ -103,10 +103,10 @@ class Purger:
             report.bytes_after = self.store.stats().bytes
             return report
         if selector.app:
-            self.store.set_purge_watermark(selector.app).result()
+            self.store.watermarks.set(selector.app).result()
             report.watermark_set = True
             # The app's own Vite cache goes; shared action entries stay for the other apps.
-            removing = [e for e in chosen if e.kind == "vitecache"]
+            removing = [e for e in chosen if e.kind == self.store.vitecache.kind]
         else:
             removing = chosen
         by_kind: dict[str, list[bytes]] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cached.operate.metrics import BuildMetrics
 from cached.store import Store
-from cached.v1 import admin_pb2, records_pb2
+from cached.v1 import admin_pb2
 
 
 @dataclass
@@ -37,7 +37,7 @@ def fill_stats(response: admin_pb2.StatsResponse, store: Store, metrics: BuildMe
             u.entries += 1
     response.entries.update(entries)
     counters = metrics.app_counters()
-    records = {k.decode(): records_pb2.AppRecord.FromString(v) for k, v in store.index.items("apps")}
+    records = store.apps.all()
     tenants: dict[str, admin_pb2.TenantStats] = {}
     for owner in sorted(set(records) | set(counters) | set(usage)):
         tenant, _, app = owner.partition("/")

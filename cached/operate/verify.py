@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 
 from cached.operate.metrics import BuildMetrics
-from cached.operate.tombstones import Removed, Tombstones
-from cached.store import Store
+from cached.store import Removed, Store, Tombstones
 from cached.store.verify import VerifyReport
 
 log = logging.getLogger("cached.operate.verify")

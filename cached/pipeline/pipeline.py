@@ -1,9 +1,13 @@
 """The build pipeline: look up the action, or build it in the sandbox and record it.
 
-The hit path hashes the request, reads the index and answers: it reads no
-file, starts no process and writes nothing. The miss path runs under single
-flight (one build per action key), one build per app workspace at a time, and
-records nothing unless the build succeeded and its outputs are in the store.
+The hit path (``hit.py``) hashes the request, reads the index in one
+transaction and answers: it reads no file, starts no process and waits for no
+write. The miss path runs under single flight (one build per action key), one
+build per app workspace at a time, and records nothing unless the build
+succeeded and its outputs are in the store.
+
+This module must never import from ``cached.operate``: operations hear of
+builds through the observer (``observer.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from cached.deps.layer import Dependencies, DependencyLayer, install_commands
 from cached.execution.environment import NpmSettings, base_env, child_env, fingerprint
 from cached.errors import BuildError, PreconditionFailed
 from cached.execution.events import EventStream, FlightEvents, Phase
+from cached.pipeline.hit import AppLedger, ByDigest, HitPath, Keys, refuse_unowned
 from cached.pipeline.observer import BuildObserver, NullObserver
+from cached.pipeline.result import build_result
 from cached.deps.resolution import ResolutionLayer
 from cached.execution.scratch import scratch_dir
 from cached.deps.vitecache import ViteCache
@@ -40,10 +46,8 @@ from cached.warm import WarmLayer, WarmPool, WarmSettings
 from cached.execution.workspace import Workspace
 from cached.digest import Digest
 from cached.failpoints import failpoint
-from cached.operate.leases import keep_leased
-from cached.operate.tombstones import Tombstones
 from cached.sandbox import Overlay
-from cached.store import Store
+from cached.store import Store, keep_leased
 from cached.v1 import cached_pb2, records_pb2
 
 log = logging.getLogger("cached.pipeline")
@@ -80,14 +84,6 @@ class Counters:
 
 
 @dataclass
-class Keys:
-    action_key: str
-    sources: Digest
-    deps_key: str
-    app_record: records_pb2.AppRecord  # what this build is made of, to record and compare
-
-
-@dataclass
 class _Built:
     record: records_pb2.ActionRecord
     bytes_ingested: int
@@ -106,7 +102,9 @@ class BuildPipeline:
     def __init__(self, store: Store, steps: StepRunner, toolchain: Toolchain, settings: PipelineSettings, observer: BuildObserver | None = None) -> None:
         self.store = store
         self.observer: BuildObserver = observer or NullObserver()
-        self.tombstones = Tombstones(store)  # what eviction, purge or repair removed: read on a miss only
+        self.tombstones = store.tombstones  # what eviction, purge or repair removed: read on a miss only
+        self.apps = AppLedger(store, self.observer)
+        self.hits = HitPath(store, self.apps)
         self.steps = steps
         self.toolchain = toolchain
         self.settings = settings
@@ -142,13 +140,16 @@ class BuildPipeline:
         dkey = self._deps_key(spec)
         action = ActionInputs(sources, dkey, spec.script, spec.mode, spec.env, self.toolchain.fingerprint, self._sandbox_id)
         key = action.key(self.hasher)
-        record = records_pb2.AppRecord(
-            last_action_key=key,
-            sources={f.path: str(f.digest) for f in spec.files},
-            env={k: self._env_hash(spec, v) for k, v in spec.env.items()},
-            deps_key=dkey, toolchain=self.toolchain.fingerprint, script=spec.script, mode=spec.mode,
-        )
-        return Keys(key, sources, dkey, record)
+
+        def app_record() -> records_pb2.AppRecord:  # a miss, or a hit on another action than the app's last
+            return records_pb2.AppRecord(
+                last_action_key=key,
+                sources={f.path: str(f.digest) for f in spec.files},
+                env={k: self._env_hash(spec, v) for k, v in spec.env.items()},
+                deps_key=dkey, toolchain=self.toolchain.fingerprint, script=spec.script, mode=spec.mode,
+            )
+
+        return Keys(key, sources, dkey, app_record)
 
     def _deps_key(self, spec: BuildSpec) -> str:
         # Parsing a lockfile costs milliseconds; its digest is already known, so
@@ -172,55 +173,57 @@ class BuildPipeline:
     def _action_root_key(self, spec: BuildSpec, action_key: str) -> bytes:
         # Results are scoped to the tenant: another tenant's identical sources rebuild
         # (and share blobs), so a lookup is never an oracle for someone else's code.
-        return f"{spec.tenant}/{action_key}".encode()
+        return self.store.actions.key(spec.tenant, action_key)
 
     def app_record(self, tenant: str, app: str) -> records_pb2.AppRecord | None:
-        raw = self.store.index.get("apps", f"{tenant}/{app}".encode())
-        return records_pb2.AppRecord.FromString(raw) if raw is not None else None
+        """The app's last build (one queued for the writer included)."""
+        return self.apps.get(tenant, app)
 
     # ----------------------------------------------------------------- build
 
-    async def build(self, spec: BuildSpec, events: EventStream) -> cached_pb2.BuildResult:
-        """Builds (or finds) the action; the observer hears of every build once, failed ones included."""
+    async def build(self, spec: BuildSpec, events: EventStream, by_digest: ByDigest = ()) -> cached_pb2.BuildResult:
+        """Builds (or finds) the action; the observer hears of every build once, failed ones included.
+
+        ``by_digest``: files sent by digest whose ownership the intake left to the lookup's transaction.
+        """
         try:
-            result = await self._build(spec, events)
+            result = await self._build(spec, events, by_digest)
         except BaseException as e:
             self.observer.build_ended(spec, events, None, e)
             raise
         self.observer.build_ended(spec, events, result, None)
         return result
 
-    async def _build(self, spec: BuildSpec, events: EventStream) -> cached_pb2.BuildResult:
+    async def _build(self, spec: BuildSpec, events: EventStream, by_digest: ByDigest = ()) -> cached_pb2.BuildResult:
         started = time.perf_counter()
         self.counters.builds += 1
         resolved = b""
         if "package-lock.json" not in spec.by_path:
+            if by_digest:  # npm sees nothing of a request before its files are the tenant's
+                owned = self.store.blobs.owned_by(spec.tenant, [d for _, d in by_digest])
+                refuse_unowned(spec, by_digest, [d for _, d in by_digest if d not in owned])
+                by_digest = ()
             deadline = time.monotonic() + spec.timeout_s
             resolved = await self.resolution.resolve(spec, events, deadline, child_env(self._base_env, spec.env, install=True))
             spec = with_lockfile(spec, resolved, self.hasher)
         with Phase(events, "lookup", 0.0, 0.05):
             keys = self.compute_keys(spec)
-            previous = self.app_record(spec.tenant, spec.app)
-            root = None if spec.force else self.store.get_root("actions", self._action_root_key(spec, keys.action_key))
-            watermark = self.store.purge_watermark(spec.owner) if root is not None else 0
-        purged = root is not None and root.created_ns < watermark
-        if root is not None and not purged:
+            found = self.hits.lookup(spec, None if spec.force else keys.action_key, by_digest)  # one read transaction
+        previous = found.previous
+        if found.hit:
             self.counters.action_hits += 1
-            record = records_pb2.ActionRecord.FromString(root.value)
-            events.decision("action", HIT, "hit", "identical inputs were built before", "local")
-            if previous is None or previous.last_action_key != keys.action_key:
-                await self._record_app(spec, keys, previous, events)
-            return self._result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
+            record = self.hits.answer(spec, keys, found, events)
+            return build_result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
 
         # A miss: only now is it worth working out why.
-        if purged:
+        if found.purged:
             reason, detail = "purged", "this app's cache was purged"
         elif spec.force:
             reason, detail = "forced", "the request asked for a fresh build (force)"
         else:
             miss = explain_miss(previous, keys.app_record)
             reason, detail = miss.reason, miss.detail
-            removed = self.tombstones.reason("actions", self._action_root_key(spec, keys.action_key))
+            removed = self.tombstones.reason(self.store.actions.kind, self._action_root_key(spec, keys.action_key))
             if removed is not None:  # these very inputs were built; eviction, purge or repair removed the result
                 reason, detail = removed
         events.decision("action", MISS, reason, detail, "local")
@@ -232,46 +235,8 @@ class BuildPipeline:
         if coalesced:
             events.decision("action", COALESCED, "coalesced", "an identical build was already running; its result is shared")
         self.store.lease(trees=[Digest.from_proto(built.record.output_tree)])  # as a hit does: the caller reads them next
-        await self._record_app(spec, keys, previous, events)
-        return self._result(events, keys, built.record, started, "miss", reason, bytes_ingested=built.bytes_ingested, lockfile=resolved, deps=built.deps)
-
-    def _result(
-        self, events: EventStream, keys: Keys, record: records_pb2.ActionRecord, started: float, cache: str, reason: str,
-        *, bytes_ingested: int, lockfile: bytes = b"", deps: Dependencies | None = None,
-    ) -> cached_pb2.BuildResult:
-        duration = (time.perf_counter() - started) * 1000
-        outputs = [cached_pb2.OutputFile(path=f.path, digest=f.digest, executable=f.executable) for f in record.outputs.files]
-        total = sum(f.digest.size for f in record.outputs.files)
-        metrics = cached_pb2.Metrics(
-            decisions=events.decisions, phase_ms=events.phase_ms, output_files=len(outputs),
-            output_bytes=total, bytes_ingested=bytes_ingested, duration_ms=duration,
-        )
-        if deps is not None:
-            metrics.deps_method, metrics.deps_files, metrics.deps_bytes, metrics.deps_ms = deps.method, deps.files, deps.bytes, deps.ms
-        deps_restored = deps.bytes if deps is not None and any(d.layer == "deps" and d.result == HIT for d in events.decisions) else 0
-        metrics.bytes_restored = total if cache == "hit" else deps_restored
-        events.metrics = metrics
-        events.emit(cached_pb2.BuildEvent(metrics=metrics))
-        log.info("build", extra={"metrics": {
-            "cache": cache, "reason": reason, "action_key": keys.action_key, "duration_ms": round(duration, 2), "phase_ms": dict(events.phase_ms),
-            "output_files": len(outputs), "output_bytes": total, "bytes_ingested": bytes_ingested, "bytes_restored": metrics.bytes_restored,
-            "decisions": [{"layer": d.layer, "result": cached_pb2.CacheDecision.Result.Name(d.result).lower(), "tier": d.tier, "reason": d.reason} for d in events.decisions],
-        }})
-        return cached_pb2.BuildResult(
-            action_key=keys.action_key, output_tree=record.output_tree, outputs=outputs, phase_ms=events.phase_ms,
-            duration_ms=duration, cache=cache, reason=reason, lockfile=lockfile, log=record.log,
-        )
-
-    async def _record_app(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, events: EventStream) -> None:
-        record = records_pb2.AppRecord()
-        record.CopyFrom(keys.app_record)
-        record.last_build_unix_ms = int(time.time() * 1000)
-        if previous is not None:
-            record.builds = previous.builds + 1
-        else:
-            record.builds = 1
-        await asyncio.wrap_future(self.store.index.put("apps", f"{spec.tenant}/{spec.app}".encode(), record.SerializeToString()))
-        self.observer.app_recorded(spec, keys.sources, record, previous, events.decisions)
+        await asyncio.wrap_future(self.apps.record(spec, keys, previous, events.decisions))
+        return build_result(events, keys, built.record, started, "miss", reason, bytes_ingested=built.bytes_ingested, lockfile=resolved, deps=built.deps)
 
     # ------------------------------------------------------------------ miss
 
@@ -305,7 +270,7 @@ class BuildPipeline:
                     upper.mkdir()
                     work.mkdir()
                     overlay = Overlay(lower=deps.path, upper=upper, work=work, target=workspace.path / "node_modules")
-                    self._restore_vite_cache(spec, keys, upper, events)
+                    await self._restore_vite_cache(spec, keys, upper, events)
                 with Phase(events, "build", 0.7, 0.9):  # type: ignore[arg-type]
                     package_json = self._content(spec, "package.json").decode()
                     mode_args = ["--mode", spec.mode] if spec.mode != "production" else []
@@ -338,8 +303,8 @@ class BuildPipeline:
             )
             failpoint("build.before_record")
             self.store.blobs.note_owner(spec.tenant, [tree_digest_, log_digest, *(Digest.from_proto(f.digest) for f in tree.files)])
-            await asyncio.wrap_future(self.store.put_root(
-                "actions", self._action_root_key(spec, keys.action_key), record.SerializeToString(),
+            await asyncio.wrap_future(self.store.actions.put(
+                self._action_root_key(spec, keys.action_key), record.SerializeToString(),
                 blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
             ))
             failpoint("build.after_record")
@@ -364,10 +329,10 @@ class BuildPipeline:
         built = await self._build_miss(spec, self.compute_keys(spec), None, _Unheard(), warm=False)  # type: ignore[arg-type]
         return built.record
 
-    def _restore_vite_cache(self, spec: BuildSpec, keys: Keys, upper: Path, events: Any) -> None:
+    async def _restore_vite_cache(self, spec: BuildSpec, keys: Keys, upper: Path, events: Any) -> None:
         if self.vite_cache is None:
             return
-        restored, reason, files = self.vite_cache.restore(spec.tenant, spec.app, keys.deps_key, upper)
+        restored, reason, files = await asyncio.to_thread(self.vite_cache.restore, spec.tenant, spec.app, keys.deps_key, upper)
         if restored:
             events.decision("vite", HIT, "hit", f"{files} files of .vite/.vite-temp/.tmp from the app's last build")
         else:

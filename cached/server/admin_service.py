@@ -36,7 +36,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     def _stats(self) -> admin_pb2.StatsResponse:
         stats = self.store.stats()
         response = admin_pb2.StatsResponse(
-            blobs=stats.blobs, bytes=stats.bytes, actions=stats.roots.get("actions", 0), apps=self.store.index.count("apps"),
+            blobs=stats.blobs, bytes=stats.bytes, actions=stats.roots.get(self.store.actions.kind, 0), apps=stats.apps,
             digest_function=self.store.hasher.function, root=str(self.root),
             processes_started=self.steps.processes_started, builds=self.pipeline.counters.builds,
             action_hits=self.pipeline.counters.action_hits, max_bytes=self.ops.config.max_bytes,

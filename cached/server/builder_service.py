@@ -11,8 +11,9 @@ import grpc
 
 from cached.errors import BuildError, ShuttingDown
 from cached.execution.events import EventStream, Phase
+from cached.pipeline.intake import Intake
 from cached.pipeline.pipeline import BuildPipeline
-from cached.request.spec import Limits, parse_request
+from cached.request.spec import Limits
 from cached.server.auth import authorize_tenant
 from cached.server.status import status_for
 from cached.store import Store
@@ -30,6 +31,7 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
         self.deploys = deploys  # runs the deploy a request asks for, after its result
         self.store = store
         self.limits = limits
+        self.intake = Intake(store, limits)  # files by digest and key files, read off the event loop
         self.accepting = True
 
     async def Build(self, request: cached_pb2.BuildRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.BuildEvent]:
@@ -39,13 +41,13 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
             if not self.accepting:
                 raise ShuttingDown("the daemon is shutting down; retry on another instance or after it restarts")
             with Phase(events, "validate", 0.0, 0.0):
-                spec = parse_request(request, self.store.hasher, self.limits, self._blob_known, self._read_blob)
+                spec, by_digest = await self.intake.parse(request)
                 if spec.deploy is not None and self.deploys is not None:
                     self.deploys.check(spec.deploy)
         except BuildError as e:
             code, message = status_for(e)
             await context.abort(code, message)
-        task = asyncio.create_task(self._run(spec, events))
+        task = asyncio.create_task(self._run(spec, events, by_digest))
         try:
             async for event in events:
                 yield event
@@ -59,19 +61,12 @@ class BuilderService(cached_pb2_grpc.BuilderServicer):
                 log.exception("build failed unexpectedly", extra={"tenant": spec.tenant, "app": spec.app})
             await context.abort(code, message)
 
-    async def _run(self, spec, events: EventStream) -> None:  # type: ignore[no-untyped-def]
+    async def _run(self, spec, events: EventStream, by_digest=()) -> None:  # type: ignore[no-untyped-def]
         try:
-            result = await self.pipeline.build(spec, events)
+            result = await self.pipeline.build(spec, events, by_digest)
             events.emit(cached_pb2.BuildEvent(result=result))
             if spec.deploy is not None and self.deploys is not None:
                 # After the Metrics and Result events; a failed deploy is an event, never a failed build.
                 await self.deploys.after_build(spec.tenant, spec.app, result, spec.deploy, events)
         finally:
             events.close()
-
-    def _blob_known(self, tenant: str, digest) -> bool:  # type: ignore[no-untyped-def]
-        return bool(self.store.blobs.owned_by(tenant, [digest]))
-
-    def _read_blob(self, digest) -> bytes:  # type: ignore[no-untyped-def]
-        with self.store.blobs.open(digest) as f:
-            return f.read()

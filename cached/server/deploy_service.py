@@ -26,26 +26,24 @@ from cached.v1 import cached_pb2, deploy_pb2, deploy_pb2_grpc, records_pb2
 
 log = logging.getLogger("cached.server.deploy")
 
-HISTORY_DB = "deployments"
-
 
 class IndexHistory:
-    """The Deployer's version lists in the index's ``deployments`` database."""
+    """The Deployer's version lists, in the store's ``deployments`` records."""
 
     def __init__(self, store: Store) -> None:
-        self.index = store.index
+        self.deployments = store.deployments
 
     def get(self, key: bytes) -> bytes | None:
-        return self.index.get(HISTORY_DB, key)
+        return self.deployments.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.index.put(HISTORY_DB, key, value).result()
+        self.deployments.put(key, value)
 
 
 def action_lookup(store: Store) -> Callable[[str, str], records_pb2.ActionRecord | None]:
     """(tenant, action key) -> the action's record; a hit leases its outputs, so a deploy never finds them gone."""
     def lookup(tenant: str, action_key: str) -> records_pb2.ActionRecord | None:
-        entry = store.get_root("actions", f"{tenant}/{action_key}".encode())
+        entry = store.actions.get(store.actions.key(tenant, action_key))
         return records_pb2.ActionRecord.FromString(entry.value) if entry is not None else None
     return lookup
 

@@ -39,6 +39,7 @@ from cached.store.errors import BlobNotFound
 from cached.store.fsutil import link_max
 from cached.store.index import Index
 from cached.store.protect import Protection
+from cached.store.totals import Totals
 
 log = logging.getLogger("cached.store.blobs")
 
@@ -91,8 +92,8 @@ class BlobStore:
         self._pending: dict[bytes, tuple[int, int]] = {}
         self._pending_lock = threading.Lock()
         self._room: dict[tuple[bytes, bool], int] = {}
-        self._blobs_db = index.db("blobs")
         self._owners_db = index.db("owners")
+        self.totals = Totals(index)  # blob records and their running count change together
         index.add_pre_commit(self)
 
     # -- paths ------------------------------------------------------------------------
@@ -477,10 +478,14 @@ class BlobStore:
 
     def owned_by(self, tenant: str, digests: Iterable[Digest]) -> set[Digest]:
         """The subset of ``digests`` that ``tenant`` may see (read only, no write)."""
-        suffix = b"\x00" + tenant.encode()
         digests = list(digests)
         with self.index.read() as txn:
-            return {d for d in digests if txn.get(d.key + suffix, db=self._owners_db) is not None}
+            return self.owned_in(txn, tenant, digests)
+
+    def owned_in(self, txn: lmdb.Transaction, tenant: str, digests: Iterable[Digest]) -> set[Digest]:
+        """``owned_by`` inside the caller's read transaction."""
+        suffix = b"\x00" + tenant.encode()
+        return {d for d in digests if txn.get(d.key + suffix, db=self._owners_db) is not None}
 
     def missing_for(self, tenant: str, digests: Iterable[Digest]) -> list[Digest]:
         """FindMissingBlobs scoped to a tenant: what it has not stored is missing, whoever else has."""
@@ -495,9 +500,8 @@ class BlobStore:
         return pending
 
     def apply(self, txn: lmdb.Transaction, work: dict[bytes, tuple[int, int]]) -> None:
-        db = self._blobs_db
         for key, (size, created) in work.items():
-            txn.put(key, _RECORD.pack(size, created), db=db, overwrite=False)
+            self.totals.register(txn, key, _RECORD.pack(size, created))
 
     def restore(self, work: dict[bytes, tuple[int, int]]) -> None:
         with self._pending_lock:

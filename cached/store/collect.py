@@ -263,16 +263,17 @@ class Collector:
         return self.index.submit(fn).result()
 
     def _drop_records(self, txn: lmdb.Transaction, keys: set[bytes], dead_trees: list[str], horizon: int) -> None:
-        blobs_db = self.index.db("blobs")
         owners_db = self.index.db("owners")
+        dropped: list[bytes] = []
         for key in keys:
             if self.protection.put_since(key, horizon):
                 continue  # put again since we deleted it: its new file keeps its record
-            txn.delete(key, db=blobs_db)
+            dropped.append(key)
             cursor = txn.cursor(db=owners_db)
             prefix = key + b"\x00"
             if cursor.set_range(prefix):
                 while cursor.key().startswith(prefix):
                     if not cursor.delete():
                         break
+        self.blobs.totals.forget(txn, dropped)
         self.trees.unmark_and_remove(txn, dead_trees)

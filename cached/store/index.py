@@ -132,6 +132,7 @@ class Index:
             except lmdb.MapFullError:  # a tiny initial map: grow before anyone reads
                 self.env.set_mapsize(int(self.env.info()["map_size"]) * 2)
         self.write_txn_count = 0
+        self.read_txn_count = 0  # every read transaction opened (tests count what a hit costs)
         self.map_growths = 0
         self._gate = _ReadGate()
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
@@ -159,28 +160,31 @@ class Index:
         except KeyError:
             raise ValueError(f"unknown index database {name!r}; known: {', '.join(DATABASES)}") from None
 
+    @contextmanager
+    def _begin_read(self, db: Any = None) -> Iterator[lmdb.Transaction]:
+        self.read_txn_count += 1
+        with self._gate.shared(), self.env.begin(db=db) as txn:
+            yield txn
+
     def get(self, db: str, key: bytes) -> bytes | None:
         """One read transaction; never writes, safe from any thread."""
-        handle = self.db(db)
-        with self._gate.shared(), self.env.begin(db=handle, buffers=False) as txn:
+        with self._begin_read(self.db(db)) as txn:
             return txn.get(key)
 
     def get_many(self, db: str, keys: list[bytes]) -> list[bytes | None]:
-        handle = self.db(db)
-        with self._gate.shared(), self.env.begin(db=handle) as txn:
+        with self._begin_read(self.db(db)) as txn:
             return [txn.get(k) for k in keys]
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A read transaction for several lookups; keep it short (it blocks map growth)."""
-        with self._gate.shared(), self.env.begin() as txn:
+        with self._begin_read() as txn:
             yield txn
 
     def items(self, db: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """A snapshot of a database (or of the keys under ``prefix``), copied out of the map."""
-        handle = self.db(db)
         out: list[tuple[bytes, bytes]] = []
-        with self._gate.shared(), self.env.begin(db=handle) as txn:
+        with self._begin_read(self.db(db)) as txn:
             cursor = txn.cursor()
             if prefix:
                 if not cursor.set_range(prefix):
@@ -194,7 +198,7 @@ class Index:
         return out
 
     def count(self, db: str) -> int:
-        with self._gate.shared(), self.env.begin() as txn:
+        with self._begin_read() as txn:
             return int(txn.stat(self.db(db))["entries"])
 
     # -- writes ---------------------------------------------------------------------

@@ -173,10 +173,16 @@ class RootStore:
         """One read transaction, no write; the hit's time goes to memory, its refs get a lease."""
         _check_kind(kind)
         with self.index.read() as txn:
-            raw = txn.get(key, db=self.index.db(kind))
-            if raw is None:
-                return None
-            raw = bytes(raw)
+            raw = self.read_in(txn, kind, key)
+        return self.found(kind, key, raw, lease=lease) if raw is not None else None
+
+    def read_in(self, txn: lmdb.Transaction, kind: str, key: bytes) -> bytes | None:
+        """The stored record, read inside the caller's transaction (``found`` turns it into a hit)."""
+        raw = txn.get(key, db=self.index.db(kind))
+        return bytes(raw) if raw is not None else None
+
+    def found(self, kind: str, key: bytes, raw: bytes, *, lease: bool = True) -> RootEntry:
+        """A lookup's hit, after its transaction: its time goes to memory, its refs get a lease."""
         now = time.time_ns()
         with self._access_lock:
             self._access[(kind, key)] = now
@@ -184,6 +190,16 @@ class RootStore:
         if lease and self.lease_seconds > 0 and (entry.blobs or entry.trees):
             self.protection.lease(entry.blobs, entry.trees, self.lease_seconds)
         return entry
+
+    def peek(self, kind: str, key: bytes) -> RootEntry | None:
+        """The entry as stored, without a lease or a new access time (for reports, not for use)."""
+        _check_kind(kind)
+        with self.index.read() as txn:
+            raw = self.read_in(txn, kind, key)
+            if raw is None:
+                return None
+            stored = txn.get(_access_key(kind, key), db=self._access_db)
+        return decode(kind, key, raw, self.last_access(kind, key, _NS.unpack(stored)[0] if stored is not None else 0))
 
     def last_access(self, kind: str, key: bytes, stored: int) -> int:
         return max(stored, self._access.get((kind, key), 0))
@@ -228,12 +244,3 @@ class RootStore:
         log.debug("flushing %d last-access times", len(pending))
         return fn
 
-    # -- purge watermarks -------------------------------------------------------------------
-    def set_watermark(self, owner: str, ns: int | None = None) -> concurrent.futures.Future[None]:
-        """Lookups for ``owner`` (e.g. "tenant/app") should ignore roots created before ``ns``."""
-        value = _NS.pack(time.time_ns() if ns is None else ns)
-        return self.index.put("watermarks", owner.encode(), value)
-
-    def watermark(self, owner: str) -> int:
-        raw = self.index.get("watermarks", owner.encode())
-        return _NS.unpack(raw)[0] if raw is not None else 0

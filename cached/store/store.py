@@ -20,13 +20,17 @@ from pathlib import Path
 from types import TracebackType
 
 from cached.digest import BLAKE3, Digest, Hasher
-from cached.store.blobs import BlobStore, unpack_record
+from cached.store.blobs import BlobStore
 from cached.store.collect import Collector, CollectReport
 from cached.store.fsutil import clear_dir, syncfs
 from cached.store.index import Index
 from cached.store.lock import RootLock
 from cached.store.protect import Protection
+from cached.store.records import (
+    ActionRoots, AppHistories, AppRecords, AppScopedRoots, Deployments, Lookups, RootRecords, Watermarks,
+)
 from cached.store.roots import ROOT_KINDS, RootEntry, RootStore
+from cached.store.tombstones import Tombstones
 from cached.store.trees import TreeStore
 from cached.store.verify import VerifyReport, verify_store
 
@@ -43,6 +47,7 @@ class StoreStats:
     trees_materialised: int
     pending_blobs: int
     map_size: int
+    apps: int = 0
 
 
 class Store(AbstractContextManager["Store"]):
@@ -116,8 +121,20 @@ class Store(AbstractContextManager["Store"]):
             self.blobs = BlobStore(self.root, self.index, self.hasher, self.protection, link_limit=link_limit)
             self.trees = TreeStore(self.root, self.index, self.blobs, self.protection, workers=ingest_workers)
             self.roots = RootStore(self.index, self.blobs, self.trees, self.protection, lease_seconds=lease_seconds)
+            # The named record stores: callers use these, never a database name.
+            self.actions = ActionRoots(self.roots, "actions")
+            self.deps = RootRecords(self.roots, "deps")
+            self.resolutions = RootRecords(self.roots, "resolutions")
+            self.vitecache = AppScopedRoots(self.roots, "vitecache")
+            self.apps = AppRecords(self.index)
+            self.watermarks = Watermarks(self.index)
+            self.deployments = Deployments(self.index)
+            self.histories = AppHistories(self.index)
+            self.tombstones = Tombstones(self.index)
+            self.lookups = Lookups(self.index, self.roots, self.apps, self.watermarks, self.blobs)
             self._collector = Collector(self.root, self.index, self.blobs, self.trees, self.roots, self.protection)
             self.trees.recover()
+            self.blobs.totals.ensure()
         except BaseException:
             self.index.close()
             raise
@@ -171,10 +188,10 @@ class Store(AbstractContextManager["Store"]):
         return self.roots.iter(kind)
 
     def set_purge_watermark(self, owner: str, ns: int | None = None) -> concurrent.futures.Future[None]:
-        return self.roots.set_watermark(owner, ns)
+        return self.watermarks.set(owner, ns)
 
     def purge_watermark(self, owner: str) -> int:
-        return self.roots.watermark(owner)
+        return self.watermarks.get(owner)
 
     # -- protection -------------------------------------------------------------------
     def lease(
@@ -202,19 +219,23 @@ class Store(AbstractContextManager["Store"]):
         return verify_store(self, repair=repair)
 
     def stats(self) -> StoreStats:
-        count = 0
-        total = 0
-        for _, value in self.index.items("blobs"):
-            size, _ = unpack_record(value)
-            count += 1
-            total += size
+        """O(1): the running totals and LMDB's own entry counts, in one read transaction."""
+        with self.index.read() as txn:
+            totals = self.blobs.totals.read(txn)
+            roots = {kind: int(txn.stat(self.index.db(kind))["entries"]) for kind in ROOT_KINDS}
+            trees = int(txn.stat(self.index.db("trees"))["entries"])
+            apps = int(txn.stat(self.index.db("apps"))["entries"])
+        if totals is None:  # only while a store made before the totals is being opened
+            self.blobs.totals.ensure()
+            return self.stats()
         return StoreStats(
-            blobs=count,
-            bytes=total,
-            roots={kind: self.roots.count(kind) for kind in ROOT_KINDS},
-            trees_materialised=self.index.count("trees"),
+            blobs=totals[0],
+            bytes=totals[1],
+            roots=roots,
+            trees_materialised=trees,
             pending_blobs=self.blobs.pending_count(),
             map_size=int(self.index.env.info()["map_size"]),
+            apps=apps,
         )
 
     def __repr__(self) -> str:

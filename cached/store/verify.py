@@ -110,13 +110,14 @@ def verify_store(store: "Store", *, repair: bool = False) -> VerifyReport:
         corrupt_keys = [k for k, _ in store.index.items("blobs") if Digest.from_key(k).hash in corrupt_hashes]
 
         def fn(txn: lmdb.Transaction) -> None:
-            for k in corrupt_keys:
-                txn.delete(k, db=store.index.db("blobs"))
+            store.blobs.totals.forget(txn, corrupt_keys)
             store.trees.unmark_and_remove(txn, names)
 
         store.index.submit(fn).result()
         store.trees.remove_dirs(names)
         report.trees_removed = len(names)
+    if repair:  # a repair leaves the store's totals exact, whatever happened before
+        store.index.submit(store.blobs.totals.recount).result()
     report.seconds = time.perf_counter() - started
     if not report.ok:
         log.warning("verify: %d corrupt files, %d missing blobs", len(report.corrupt), len(report.missing))

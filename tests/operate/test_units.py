@@ -12,9 +12,8 @@ from cached.operate.explain import differences
 from cached.operate.gc import GarbageCollector
 from cached.operate.metrics import BuildMetrics, counted_decisions
 from cached.operate.purge import PurgeSelector, Purger
-from cached.operate.tombstones import Removed, Tombstones
 from cached.operate.verify import Verifier
-from cached.store import Store
+from cached.store import Removed, Store, Tombstones
 from cached.v1 import admin_pb2, cached_pb2, operate_pb2, records_pb2
 
 HIT, MISS, COALESCED = cached_pb2.CacheDecision.HIT, cached_pb2.CacheDecision.MISS, cached_pb2.CacheDecision.COALESCED
@@ -84,7 +83,7 @@ def _keys(store: Store) -> set[str]:
 
 
 def test_purge_forms(store: Store) -> None:
-    tombs = Tombstones(store)
+    tombs = store.tombstones
     purger = Purger(store, tombs, BuildMetrics())
     _populate(store)
     everything = _keys(store)
@@ -122,7 +121,7 @@ def test_a_purge_needs_exactly_one_valid_selector() -> None:
 
 
 def test_eviction_and_repair_leave_tombstones_naming_the_cause(store: Store) -> None:
-    tombs = Tombstones(store)
+    tombs = store.tombstones
     metrics = BuildMetrics(store.stats)
     _root(store, "actions", "t1/old", "t1/a")
     time.sleep(0.01)
@@ -151,7 +150,7 @@ def test_eviction_and_repair_leave_tombstones_naming_the_cause(store: Store) -> 
 
 
 def test_tombstones_are_bounded_dropping_the_oldest(store: Store) -> None:
-    tombs = Tombstones(store, limit=3)
+    tombs = Tombstones(store.index, limit=3)
     for i in range(5):
         tombs.record([Removed("actions", f"t/{i}".encode(), "t/a")], "evicted").result()
         time.sleep(0.002)

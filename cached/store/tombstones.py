@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import lmdb
 
-from cached.store import Store
+from cached.store.index import Index
 from cached.v1 import operate_pb2
 
-log = logging.getLogger("cached.operate.tombstones")
+log = logging.getLogger("cached.store.tombstones")
 
 PREFIX = b"tomb\x00"
 MAX_TOMBSTONES = 100_000
@@ -48,8 +48,10 @@ def _key(kind: str, key: bytes) -> bytes:
 
 
 class Tombstones:
-    def __init__(self, store: Store, *, limit: int = MAX_TOMBSTONES) -> None:
-        self.store = store
+    """``store.tombstones``: one short record per removed root, read only after a miss."""
+
+    def __init__(self, index: Index, *, limit: int = MAX_TOMBSTONES) -> None:
+        self.index = index
         self.limit = limit
 
     def record(self, removed: Iterable[Removed], cause: str) -> concurrent.futures.Future[int]:
@@ -58,7 +60,7 @@ class Tombstones:
             raise ValueError(f"tombstone cause {cause!r}: one of {', '.join(CAUSES)}")
         now = int(time.time() * 1000)
         rows = [(_key(r.kind, r.key), operate_pb2.Tombstone(cause=cause, removed_unix_ms=now, owner=r.owner).SerializeToString()) for r in removed]
-        meta = self.store.index.db("meta")
+        meta = self.index.db("meta")
         limit = self.limit
 
         def fn(txn: lmdb.Transaction) -> int:
@@ -67,10 +69,10 @@ class Tombstones:
             _trim(txn, meta, limit)
             return len(rows)
 
-        return self.store.index.submit(fn)
+        return self.index.submit(fn)
 
     def lookup(self, kind: str, key: bytes) -> operate_pb2.Tombstone | None:
-        raw = self.store.index.get("meta", _key(kind, key))
+        raw = self.index.get("meta", _key(kind, key))
         return operate_pb2.Tombstone.FromString(raw) if raw is not None else None
 
     def reason(self, kind: str, key: bytes) -> tuple[str, str] | None:
@@ -82,7 +84,7 @@ class Tombstones:
         return tomb.cause, f"{DETAILS.get(tomb.cause, tomb.cause)} ({when})"
 
     def count(self) -> int:
-        return len(self.store.index.items("meta", PREFIX))
+        return len(self.index.items("meta", PREFIX))
 
 
 def _trim(txn: lmdb.Transaction, meta: object, limit: int) -> None:
