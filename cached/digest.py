@@ -18,6 +18,7 @@ from typing import BinaryIO, Protocol
 import blake3
 import xxhash
 
+from cached.errors import InvalidRequest
 from cached.v1 import tree_pb2
 
 CHUNK = 1 << 20  # streaming hashes read 1 MiB at a time, whatever the file size
@@ -74,8 +75,21 @@ class Digest:
         return tree_pb2.Digest(hash=self.hash, size=self.size, function=_TO_PROTO[self.function])
 
     @classmethod
-    def from_proto(cls, message: tree_pb2.Digest) -> "Digest":
-        return cls(message.hash.lower(), message.size, _FROM_PROTO[message.function])
+    def from_proto(cls, message: tree_pb2.Digest, field: str = "digest") -> "Digest":
+        """Raises UnknownDigestFunction (INVALID_ARGUMENT) naming ``field`` for an enum value this daemon does not know."""
+        function = _FROM_PROTO.get(message.function)
+        if function is None:
+            raise UnknownDigestFunction(f"{field}.function", message.function)
+        return cls(message.hash.lower(), message.size, function)
+
+
+class UnknownDigestFunction(InvalidRequest, ValueError):
+    """A digest whose ``function`` enum value is none of ``tree_pb2.DigestFunction``'s."""
+
+    def __init__(self, field: str, value: int) -> None:
+        known = ", ".join(f"{tree_pb2.DigestFunction.Name(n)} ({n})" for n in sorted(_FROM_PROTO))
+        super().__init__(field, f"unknown digest function {value}; known functions: {known} (0 is read as BLAKE3)")
+        self.value = value
 
 
 _TO_PROTO = {BLAKE3: tree_pb2.BLAKE3, XXH3_128: tree_pb2.XXH3_128}

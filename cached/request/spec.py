@@ -140,7 +140,7 @@ def parse_request(
     for f in request.files:
         which = f.WhichOneof("source")
         if which == "digest":
-            digest = Digest.from_proto(f.digest)
+            digest = Digest.from_proto(f.digest, field=f"files[{f.path!r}].digest")
             if digest.function != hasher.function:
                 raise InvalidRequest(f"files[{f.path!r}]", f"digest function {digest.function}; this daemon uses {hasher.function}")
             if not blob_known(tenant, digest):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cached.v1 import cached_pb2, tree_pb2
+from cached.v1 import cached_pb2, cached_pb2_grpc, tree_pb2
 from cached_client import CachedError, Client
 from support import WRITE_DIST, DaemonProcess, tiny_app
 
@@ -70,3 +70,41 @@ writeFileSync("dist/index.html", String(process.env.AT_LIMIT.length));
         result = client.build(files=files, app="env-limit", tenant="t1", env={"AT_LIMIT": value})
         (out,) = result.outputs
         assert client.read_blob("t1", out.digest_ref) == str(len(value)).encode()
+
+
+def test_an_unknown_digest_function_is_invalid_argument_naming_the_field_and_the_known_functions(daemon: DaemonProcess) -> None:
+    unknown = tree_pb2.Digest(hash="ab" * 32, size=3, function=7)  # proto3 enums are open: any number arrives
+
+    def check(error: grpc.RpcError, field: str) -> None:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        assert field in error.details() and "unknown digest function 7" in error.details()
+        assert "BLAKE3 (1)" in error.details() and "XXH3_128 (2)" in error.details()
+
+    req = _request(tiny_app(WRITE_DIST))
+    req.files.append(cached_pb2.File(path="public/x.bin", digest=unknown))
+    with grpc.insecure_channel(daemon.address) as channel:
+        with pytest.raises(grpc.RpcError) as e:
+            list(cached_pb2_grpc.BuilderStub(channel).Build(req))
+        check(e.value, "files['public/x.bin'].digest.function")
+        content = cached_pb2_grpc.ContentStoreStub(channel)
+        with pytest.raises(grpc.RpcError) as e:
+            content.FindMissingBlobs(cached_pb2.FindMissingBlobsRequest(tenant="t1", digests=[unknown]))
+        check(e.value, "digest.function")
+        with pytest.raises(grpc.RpcError) as e:
+            list(content.ReadBlob(cached_pb2.ReadBlobRequest(tenant="t1", digest=unknown)))
+        check(e.value, "digest.function")
+        with pytest.raises(grpc.RpcError) as e:
+            content.UploadBlobs(iter([cached_pb2.UploadChunk(tenant="t1", digest=unknown, data=b"abc")]))
+        check(e.value, "digest.function")
+
+
+def test_digest_from_proto_refuses_unknown_functions() -> None:
+    from cached.digest import Digest, UnknownDigestFunction
+    from cached.errors import InvalidRequest
+
+    assert Digest.from_proto(tree_pb2.Digest(hash="AB", size=1)).function == "blake3"  # unspecified reads as BLAKE3
+    assert Digest.from_proto(tree_pb2.Digest(hash="ab", size=1, function=tree_pb2.XXH3_128)).function == "xxh3_128"
+    with pytest.raises(UnknownDigestFunction) as e:
+        Digest.from_proto(tree_pb2.Digest(hash="ab", size=1, function=99), field="files['a'].digest")
+    assert isinstance(e.value, InvalidRequest) and isinstance(e.value, ValueError)
+    assert e.value.field == "files['a'].digest.function" and e.value.value == 99
