@@ -94,14 +94,15 @@ def test_health_and_reflection_stay_open(secured) -> None:  # type: ignore[no-un
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_a_daemon_without_tokens_refuses_to_listen_beyond_loopback(tmp_path: Path) -> None:
-    # Refused before anything binds: no traffic leaves loopback.
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "localhost:0"])
+def test_a_daemon_without_tokens_refuses_to_listen_beyond_loopback(tmp_path: Path, listen: str) -> None:
+    # Refused before anything binds: no traffic leaves loopback. A host name, even localhost, is refused too.
     out = subprocess.run(
-        [sys.executable, "-m", "cached", "serve", "--root", str(tmp_path / "root"), "--listen", "0.0.0.0:0"],
+        [sys.executable, "-m", "cached", "serve", "--root", str(tmp_path / "root"), "--listen", listen],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 2
-    assert "refusing to listen on 0.0.0.0:0 without tokens" in out.stderr and "--token-file" in out.stderr
+    assert f"refusing to listen on {listen} without tokens" in out.stderr and "--token-file" in out.stderr
     assert not (tmp_path / "root").exists()
 
 
