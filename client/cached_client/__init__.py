@@ -8,6 +8,7 @@ ones are uploaded first, and only those the daemon lacks.
 
 from cached_client.client import AsyncClient, BuildCall, Client, digest_of
 from cached_client.files import AppFile, collect_files
+from cached_client.outputs import UnsafeOutputPath
 from cached_client.types import (
     AppStats, BuildFailed, BuildResult, BuildTimeout, CachedError, Cancelled, DataLoss, Decision, DeployOptions, DeployResult,
     Digest, InvalidRequest, Metrics, NotFound, OutputFile, PermissionDenied, ResourceExhausted, Stats, TenantStats,
@@ -17,6 +18,6 @@ from cached_client.types import (
 __all__ = [
     "AppFile", "AppStats", "AsyncClient", "BuildCall", "BuildFailed", "BuildResult", "BuildTimeout", "CachedError",
     "Cancelled", "Client", "DataLoss", "Decision", "DeployOptions", "DeployResult", "Digest", "InvalidRequest", "Metrics", "NotFound",
-    "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "TenantStats", "Unauthenticated", "Unavailable", "collect_files",
+    "OutputFile", "PermissionDenied", "ResourceExhausted", "Stats", "TenantStats", "Unauthenticated", "Unavailable", "UnsafeOutputPath", "collect_files",
     "digest_of",
 ]

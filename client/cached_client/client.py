@@ -21,6 +21,7 @@ import xxhash
 
 from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, tree_pb2
 from cached_client.files import AppFile, collect_files
+from cached_client.outputs import write_output_files
 from cached_client.types import (
     BuildResult, CachedError, Decision, DeployOptions, DeployResult, Digest, Metrics, OutputFile, Stats,
 )
@@ -283,17 +284,13 @@ class Client:
             raise CachedError.from_rpc(e) from None
 
     def write_outputs(self, tenant: str, result: BuildResult, out_dir: str | os.PathLike[str]) -> Path:
-        """Materialises a result's outputs into out_dir (created; existing files are replaced)."""
-        out = Path(out_dir)
-        for o in result.outputs:
-            target = out / o.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            data = self.read_blob(tenant, o)
-            tmp = target.with_name(target.name + ".cached-tmp")
-            tmp.write_bytes(data)
-            os.chmod(tmp, 0o755 if o.executable else 0o644)
-            os.replace(tmp, target)
-        return out
+        """Materialises a result's outputs into out_dir (created; existing files are replaced).
+
+        Paths from the server are not trusted: an absolute path, a ``..``
+        component, or a symlink in the destination on an output's way raises
+        ``UnsafeOutputPath`` (a ValueError) and nothing is written outside out_dir.
+        """
+        return write_output_files(out_dir, result.outputs, lambda o: self.read_blob(tenant, o))
 
     def stats(self) -> Stats:
         try:
