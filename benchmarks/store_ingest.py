@@ -1,8 +1,8 @@
 """Store ingest benchmark: ingest node_modules, materialise it, against ``cp -al``.
 
 Usage: ``python benchmarks/store_ingest.py [NODE_MODULES_DIR]``. Without an
-argument it copies ``shared/fixtures/generated-app`` to a temp dir (the fixture
-is never touched) and runs ``npm ci --ignore-scripts --no-audit --no-fund``
+argument it copies ``examples/dashboard`` (or ``$CACHED_FIXTURE``) to a temp dir
+(the app is never touched) and runs ``npm ci --ignore-scripts --no-audit --no-fund``
 there. Prints a table; asserts nothing (timings are not tests).
 
 Ingest runs with ``move=False`` from a directory the store's uid owns on the
@@ -28,9 +28,7 @@ from cached.digest import Hasher  # noqa: E402
 from cached.store import Store  # noqa: E402
 from cached.store.fsutil import remove_tree  # noqa: E402
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "generated-app"
-if not FIXTURE.is_dir():
-    FIXTURE = Path("/work/shared/fixtures/generated-app")
+FIXTURE = Path(os.environ.get("CACHED_FIXTURE") or Path(__file__).resolve().parents[1] / "examples" / "dashboard")
 
 
 def install_fixture(work: Path) -> Path:

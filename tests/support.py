@@ -12,16 +12,20 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 
 def fixture_dir() -> Path:
-    path = Path(os.environ.get("CACHED_FIXTURE") or REPO.parent / "shared" / "fixtures" / "generated-app")
+    """The app the end-to-end tests build: examples/dashboard, or $CACHED_FIXTURE (another app, tried by hand)."""
+    path = Path(os.environ.get("CACHED_FIXTURE") or EXAMPLES / "dashboard")
     assert (path / "package.json").is_file(), f"the fixture app is missing at {path}; set CACHED_FIXTURE"
     return path
 
 
 def copy_fixture(dest: Path) -> Path:
-    shutil.copytree(fixture_dir(), dest)
+    """A writable copy of the fixture app, without the node_modules and dist of someone who ran npm in it by hand."""
+    source = fixture_dir()
+    shutil.copytree(source, dest, ignore=lambda d, names: {n for n in names if n in ("node_modules", "dist") and Path(d) == source})
     for p in [dest, *dest.rglob("*")]:
         p.chmod(p.stat().st_mode | 0o200)
     return dest

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def test_fixture_app_first_deploy_sends_everything_then_only_what_a_one_file_change_renamed(
     deploy_daemon: DaemonProcess, cf: FakeCloudflare, tmp_path: Path,
 ) -> None:
-    tenant, app = "fx", "pulse"
+    tenant, app = "fx", "orbit"
     name = script_name(tenant, app)
     files = app_files(copy_fixture(tmp_path / "app"))
     first = build(deploy_daemon.address, files, tenant=tenant, app=app).result
@@ -35,8 +35,8 @@ def test_fixture_app_first_deploy_sends_everything_then_only_what_a_one_file_cha
     assert len(sent) == len(set(sent)) and set(sent) == first_hashes and d1.assets_uploaded == len(first_hashes)
 
     constants = files["src/lib/constants.ts"]
-    assert b'APP_NAME = "Pulse"' in constants
-    changed = {**files, "src/lib/constants.ts": constants.replace(b'APP_NAME = "Pulse"', b'APP_NAME = "Pulse Two"')}
+    assert b'APP_NAME = "Orbit"' in constants
+    changed = {**files, "src/lib/constants.ts": constants.replace(b'APP_NAME = "Orbit"', b'APP_NAME = "Orbit Two"')}
     second = build(deploy_daemon.address, changed, tenant=tenant, app=app).result
     second_out = outputs(deploy_daemon.address, tenant, second)
     renamed = sorted(set(first_out) ^ set(second_out))

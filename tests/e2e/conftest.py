@@ -35,13 +35,13 @@ def read_tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def fixture_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pristine copy of the fixture app with sourcemaps on; tests copy it again before editing."""
-    return with_sourcemaps(copy_fixture(tmp_path_factory.mktemp("fixture") / "generated-app"))
+    return with_sourcemaps(copy_fixture(tmp_path_factory.mktemp("fixture") / "app"))
 
 
 @pytest.fixture(scope="session")
 def clean_build(tmp_path_factory: pytest.TempPathFactory, fixture_app: Path, npm_cache: Path) -> dict[str, bytes]:
     """`npm ci && npm run build` by hand in a fresh copy, as the platform's old pipeline did."""
-    app = tmp_path_factory.mktemp("by-hand") / "generated-app"
+    app = tmp_path_factory.mktemp("by-hand") / "app"
     import shutil
 
     shutil.copytree(fixture_app, app)

@@ -79,12 +79,12 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         edit(src / "App.tsx", "\n", "\nimport { extra } from \"@/lib/extra\";\nconsole.log(extra(6));\n")
         (src / "index.css").write_text((src / "index.css").read_text() + "\n.cached-warm-test { color: rgb(1, 2, 3); }\n")
         (app / "public" / "favicon.svg").write_text((app / "public" / "favicon.svg").read_text().replace("<svg", "<svg data-edit=\"1\"", 1))
-        (app / "public" / "robots.txt").write_text("User-agent: *\nAllow: /\n")
-        edit(app / "index.html", "<title>Pulse Dashboard</title>", "<title>Pulse Dashboard (edited)</title>")
+        (app / "public" / "humans.txt").write_text("Team: Orbit\n")
+        edit(app / "index.html", "<title>Orbit Dashboard</title>", "<title>Orbit Dashboard (edited)</title>")
         step1 = build()
         assert decision(step1, "warm").result == "hit" and decision(step1, "warm").reason == "reused"  # type: ignore[union-attr]
         built = outputs(client, step1)
-        assert built["robots.txt"] == b"User-agent: *\nAllow: /\n" and b'data-edit="1"' in built["favicon.svg"]
+        assert built["humans.txt"] == b"Team: Orbit\n" and b'data-edit="1"' in built["favicon.svg"]
         assert b"(edited)" in built["index.html"]
         css = next(v for k, v in built.items() if k.endswith(".css"))
         assert b"#123456" in css
@@ -94,14 +94,14 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         (src / "lib" / "extra.ts").unlink()
         edit(src / "App.tsx", "\nimport { extra } from \"@/lib/extra\";\nconsole.log(extra(6));\n", "\n")
         edit(src / "components" / "dashboard" / "StatCard.tsx", 'className="bg-[#123456] ', 'className="')
-        (app / "public" / "robots.txt").unlink()
+        (app / "public" / "humans.txt").unlink()
         utils = src / "lib" / "utils.ts"
         utils.write_text(utils.read_text() + "\nexport const cachedWarmMarker = () => 'warm-marker';\n")
         edit(src / "App.tsx", "\n", "\nimport { cachedWarmMarker } from \"@/lib/utils\";\nconsole.log(cachedWarmMarker());\n")
         step2 = build()
         assert decision(step2, "warm").reason == "reused"  # type: ignore[union-attr]
         built = outputs(client, step2)
-        assert "robots.txt" not in built
+        assert "humans.txt" not in built and "robots.txt" in built
         assert b"#123456" not in next(v for k, v in built.items() if k.endswith(".css"))
         assert any(b"warm-marker" in v for k, v in built.items() if k.endswith(".js"))
 

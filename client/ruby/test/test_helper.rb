@@ -4,7 +4,7 @@
 # 127.0.0.1 with an ephemeral port. The Python test suite runs these tests and
 # sets CACHED_PYTHON (its interpreter), CACHED_NPM_CACHE (its npm cache) and
 # CACHED_FIXTURE (the fixture app); run alone, they default to the repo's
-# .venv, a fresh npm cache and ../shared/fixtures/generated-app.
+# .venv, a fresh npm cache and the repo's examples/dashboard.
 #
 #   cd client/ruby && ruby -Ilib -Itest -e 'Dir["test/*_test.rb"].each { |f| require File.expand_path(f) }'
 
@@ -32,7 +32,7 @@ module CachedTest
   end
 
   def self.fixture_dir
-    dir = ENV.fetch("CACHED_FIXTURE") { File.expand_path("../shared/fixtures/generated-app", REPO) }
+    dir = ENV.fetch("CACHED_FIXTURE") { File.join(REPO, "examples", "dashboard") }
     raise "the fixture app is missing at #{dir}; set CACHED_FIXTURE" unless File.file?(File.join(dir, "package.json"))
 
     dir
