@@ -13,9 +13,13 @@ it must hold the tools the build script runs (``vite`` in ``vite build``, as
 ``node_modules/.bin/vite``); a tree without them fails the install and is
 never recorded, so it cannot break the next tenant's build.
 
-This module never hardlinks store blobs into a directory the sandbox will
-chown (the workspace under a root daemon): a hardlink shares the inode, so
-the chown would hand the blob to the sandbox user.
+With the hardlink method (where overlays cannot be mounted) the
+workspace's node_modules shares inodes with the store's blobs, so a build
+must never own them: the sandbox never chowns a file with more than one link
+(``cached/sandbox/enter.py``), and the blobs stay root's, read-only to the
+sandbox uid. A daemon that is not root runs builds as root of a user
+namespace mapped to its own uid, the blobs' owner, who could chmod them:
+there the hardlink method copies instead.
 """
 
 from __future__ import annotations
@@ -239,6 +243,8 @@ class DependencyLayer:
             os.symlink(deps.path, target)
             return
         tree = self.store.trees.load(deps.tree)
+        if deps.method == "hardlink" and not self._links_are_safe():
+            deps.method = "copy"
         if deps.method == "hardlink":
             try:
                 self.store.trees.link_out(tree, target)
@@ -247,3 +253,12 @@ class DependencyLayer:
                 log.warning("hardlinks failed, copying node_modules", extra={"error": str(e)})
                 deps.method = "copy"
         self.store.trees.copy_out(tree, target)
+
+    def _links_are_safe(self) -> bool:
+        """Whether a build may reach blobs through hardlinks: only when it runs as a uid that does not own them."""
+        sandboxed = getattr(getattr(self.steps, "sandbox", None), "mode", "off") != "off"
+        return _daemon_is_root() or not sandboxed  # sandbox off: builds are trusted, as the settings say
+
+
+def _daemon_is_root() -> bool:
+    return os.geteuid() == 0

@@ -43,6 +43,10 @@ This module must never:
 - pass anything to the command's environment but the spec's ``env``;
 - follow a symlink inside the workspace when chowning (the tenant's previous
   build may have planted one);
+- chown a file with more than one link: with the hardlink method the
+  workspace's node_modules files are the store's blobs, shared by every
+  tenant (chowning one would hand it to the sandbox user), and a link a build
+  planted could name any file of the filesystem;
 - leave the spec memfd open in the command (it is made non-inheritable).
 
 Status protocol: after the spec bytes in the memfd it writes one line,
@@ -177,7 +181,9 @@ def _prepare_tree(top: str, owner: tuple[int, int] | None) -> None:
     are the tenant's; a 0555 source dir must still take build outputs).
 
     os.walk never follows symlinks (followlinks=False) and the chown is
-    follow_symlinks=False, so a planted link cannot redirect it.
+    follow_symlinks=False, so a planted link cannot redirect it. A file with
+    more than one link is never chowned: it is a store blob (a hardlinked
+    node_modules, read-only to the sandbox uid) or a link a build made.
     """
     dev = os.lstat(top).st_dev
 
@@ -185,7 +191,8 @@ def _prepare_tree(top: str, owner: tuple[int, int] | None) -> None:
         st = os.lstat(path)
         if st.st_dev != dev:
             return
-        if owner is not None and (st.st_uid, st.st_gid) != owner:
+        shared = not S_ISDIR(st.st_mode) and st.st_nlink > 1
+        if owner is not None and (st.st_uid, st.st_gid) != owner and not shared:
             os.chown(path, *owner, follow_symlinks=False)
         if S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
             os.chmod(path, (st.st_mode & 0o7777) | 0o700)
