@@ -31,7 +31,15 @@ proto: $(STAMP) deps
 	$(PY) -m grpc_tools.protoc -Iproto --grpc_python_out=. $(SERVICE_PROTOS)
 	grpc_tools_ruby_protoc -Iproto --ruby_out=client/ruby/lib --grpc_out=client/ruby/lib proto/cached/v1/*.proto
 
-demo: $(STAMP)
+# Miniflare (workerd) for the demo's local deploy, pinned by tools/miniflare/package-lock.json; installed once.
+MINIFLARE_STAMP := tools/miniflare/node_modules/.package-lock.json
+
+$(MINIFLARE_STAMP): tools/miniflare/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd tools/miniflare && npm ci --no-audit --no-fund --loglevel=error
+	touch $(MINIFLARE_STAMP)
+
+demo: $(STAMP) $(MINIFLARE_STAMP)
 	$(PY) -m cached.demo
 
 test: $(STAMP) deps
