@@ -16,6 +16,7 @@ from cached.request.paths import check_tree
 from cached.digest import Digest, Hasher
 from cached.v1 import cached_pb2
 
+# Matched with fullmatch: `$` alone also matches before a trailing newline ("t1\n").
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -88,7 +89,7 @@ def is_key_file(path: str) -> bool:
 
 
 def check_id(field_name: str, value: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise InvalidRequest(field_name, f"{value!r} is not a valid id (lowercase letters, digits, '-' and '_', 1-63 characters, starting with a letter or digit)")
     return value
 
@@ -98,7 +99,7 @@ def check_env(env: dict[str, str], limits: Limits) -> dict[str, str]:
         raise InvalidRequest("env", f"{len(env)} variables; at most {limits.max_env_vars}")
     total = 0
     for name, value in env.items():
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise InvalidRequest(f"env[{name!r}]", "not a valid variable name")
         if name in RESERVED_ENV or any(name.startswith(p) or name.lower().startswith(p.lower()) for p in RESERVED_ENV_PREFIXES):
             raise InvalidRequest(f"env[{name!r}]", "reserved: the build environment sets it, or it would change how Node or npm run")
@@ -160,10 +161,10 @@ def parse_request(
     by_path = {s.path: s for s in files}
 
     mode = request.mode or "production"
-    if not MODE_PATTERN.match(mode):
+    if not MODE_PATTERN.fullmatch(mode):
         raise InvalidRequest("mode", f"{mode!r} is not a valid build mode")
     script = request.build_script or "build"
-    if not SCRIPT_PATTERN.match(script):
+    if not SCRIPT_PATTERN.fullmatch(script):
         raise InvalidRequest("build_script", f"{script!r} is not a valid script name")
     env = check_env(dict(request.env), limits)
     timeout = request.timeout_seconds or limits.default_timeout_s

@@ -96,7 +96,7 @@ def check_token(role: str, token: str) -> str:
 
 
 def check_tenant_field(tenant: str) -> str:
-    if tenant != ALL_TENANTS and not TENANT_PATTERN.match(tenant):
+    if tenant != ALL_TENANTS and not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError(f"tenant {tenant!r} is not a tenant id (lowercase letters, digits, '-' and '_') nor '*' (every tenant)")
     return tenant
 
