@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,6 +41,7 @@ ACTION_REASONS = (
     "new_app", "sources_changed", "deps_changed", "env_changed", "toolchain_changed", "config_changed",
     "evicted", "purged", "forced", "corrupt",
 )
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PHASE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0, 600.0)
 
 
@@ -126,6 +127,9 @@ class BuildMetrics:
         self.purged = Counter("cached_purged_entries", "Cache entries removed or hidden by purge, by selector", ["selector"], registry=r)
         self.corrupt_blobs = Counter("cached_verify_corrupt_blobs", "Corrupt blob files found by verify", registry=r)
         self.remote_errors = Counter("cached_remote_errors", "Errors talking to the shared tier (a miss, never a failed build)", ["op"], registry=r)
+        self.loop_lag = Histogram("cached_event_loop_lag_seconds", "How late the event loop ran a short timer (work blocking the loop)", buckets=LAG_BUCKETS, registry=r)
+        self.loop_lag_max = Gauge("cached_event_loop_lag_max_seconds", "The worst event-loop lag since the daemon started", registry=r)
+        self.worst_loop_lag = 0.0
         for layer in LAYERS:
             for result in RESULTS.values():
                 self.lookups.labels(layer, result, "local")
@@ -192,6 +196,12 @@ class BuildMetrics:
         with self._lock:
             self.evicted_total += n
         self.gc_bytes_freed.inc(bytes_freed)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
+        if seconds > self.worst_loop_lag:
+            self.worst_loop_lag = seconds
+            self.loop_lag_max.set(seconds)
 
     def observe_purge(self, selector: str, entries: int, bytes_freed: int) -> None:
         self.purged.labels(selector).inc(entries)

@@ -17,6 +17,7 @@ from cached.digest import Digest
 from cached.operate.config import OperateConfig, metrics_address
 from cached.operate.explain import AppHistory, Explainer
 from cached.operate.gc import AutoCollector, GarbageCollector
+from cached.operate.looplag import LoopLag
 from cached.operate.metrics import BuildMetrics
 from cached.operate.purge import Purger
 from cached.operate.verify import Verifier
@@ -40,15 +41,18 @@ class Operations:
         self.autocollect = AutoCollector(
             store, self.gc, max_bytes=config.max_bytes, low_watermark=config.low_watermark, interval_s=config.gc_interval_s,
         )
+        self.loop_lag = LoopLag(self.metrics)
 
     async def start(self) -> None:
-        """Serves metrics (when configured) and starts the automatic collector (when capped)."""
+        """Serves metrics (when configured), starts the automatic collector (when capped) and the loop-lag timer."""
         if self.config.metrics_listen:
             host, port = metrics_address(self.config.metrics_listen)
             self.metrics.serve(host, port)
         self.autocollect.start()
+        self.loop_lag.start()
 
     async def stop(self) -> None:
+        await self.loop_lag.stop()
         await self.autocollect.stop()
         self.metrics.close()
 

@@ -355,7 +355,8 @@ class BuildPipeline:
     async def _resolve_out_dir(self, spec: BuildSpec, workspace: Path, deadline: float, env: dict[str, str], overlay: Overlay | None) -> str:
         """Vite's build.outDir: 'dist' unless the config says otherwise, then asked of Vite itself."""
         configs = [f for f in spec.by_path if f.startswith("vite.config.")]
-        if not any(b"outDir" in (self._content(spec, c)) for c in configs):
+        contents = await asyncio.to_thread(lambda: [self._content(spec, c) for c in configs])  # a config sent by digest is a file read
+        if not any(b"outDir" in content for content in contents):
             return "dist"
         lines: list[str] = []
         await self.steps.run(
