@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 
 from cached.server.daemon import Daemon, DaemonConfig
@@ -23,7 +24,7 @@ from cached.store import Store
 from cached.store.index import Index
 from cached.v1 import cached_pb2
 from cached.warm import WarmSettings
-from cached_client import AsyncClient, digest_of
+from cached_client import AsyncClient, CachedError, digest_of
 from support import WRITE_DIST, tiny_app
 
 TENANT = "t1"
@@ -158,5 +159,32 @@ def test_a_hit_on_another_action_than_the_apps_last_never_waits_for_the_write(co
             await asyncio.wrap_future(daemon.store.flush())
             record = daemon.store.apps.get(TENANT, "toggle")
             assert record is not None and record.last_action_key == b.action_key and record.builds == 4
+
+    asyncio.run(main())
+
+
+def test_files_sent_by_digest_stay_the_tenants_own_when_the_hit_checks_them(config: DaemonConfig) -> None:
+    files = tiny_app(WRITE_DIST, extra={"src/a.txt": b"mine"})
+
+    async def main() -> None:
+        async with running(config) as (daemon, client):
+            await client.upload_missing(TENANT, list(files.values()))
+            mine = request("owned", files, {}, inline_up_to=0)
+            assert (await client.build_request(mine)).cache == "miss"
+            assert (await client.build_request(mine)).cache == "hit"  # key files from memory, ownership in the lookup
+            theirs = cached_pb2.BuildRequest()
+            theirs.CopyFrom(mine)
+            theirs.tenant = "t2"  # the same digests: t1's memory never answers for t2
+            with pytest.raises(CachedError) as refused:
+                await client.build_request(theirs)
+            assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION and "not in the store for tenant t2" in refused.value.details
+            # t1 loses a file it sent (its owner record gone, as a sweep would drop it): the hit's one read says so.
+            gone = digest_of(files["src/a.txt"])
+            key = f"blake3:{gone.hash}:{gone.size}".encode() + b"\x00" + TENANT.encode()
+            owners = daemon.store.index.db("owners")
+            await asyncio.wrap_future(daemon.store.index.submit(lambda txn: txn.delete(key, db=owners)))
+            with pytest.raises(CachedError) as lost:
+                await client.build_request(mine)
+            assert lost.value.code == grpc.StatusCode.FAILED_PRECONDITION and "src/a.txt" in lost.value.details
 
     asyncio.run(main())
