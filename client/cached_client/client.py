@@ -195,7 +195,9 @@ class BuildCall:
 class Client:
     """A blocking client. ``build`` returns when the build is done; events reach ``on_event`` as they arrive.
 
-    ``token`` is sent as ``authorization: Bearer <token>``. ``digest_function`` must match the daemon's
+    ``token`` is sent as ``authorization: Bearer <token>``; a build token acts only for the tenants
+    the daemon's token file names for it (``build:TENANT:TOKEN``, or all with ``build:*:TOKEN``), and a
+    call for another tenant raises ``PermissionDenied``. ``digest_function`` must match the daemon's
     (``blake3`` unless it was started with ``--digest xxh3_128``).
     """
 

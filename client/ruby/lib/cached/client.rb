@@ -143,7 +143,10 @@ module Cached
     attr_reader :address
 
     # address: "host:port" of the daemon. token: sent as "authorization: Bearer <token>"
-    # (default $CACHED_TOKEN). credentials: :this_channel_is_insecure or GRPC::Core::ChannelCredentials for TLS.
+    # (default $CACHED_TOKEN); a build token acts only for the tenants the daemon's token file
+    # names for it ("build:TENANT:TOKEN", or all with "build:*:TOKEN"): a call for another tenant
+    # raises Cached::Error with status :permission_denied.
+    # credentials: :this_channel_is_insecure or GRPC::Core::ChannelCredentials for TLS.
     def initialize(address = ENV.fetch("CACHED_ADDRESS", DEFAULT_ADDRESS), token: ENV["CACHED_TOKEN"], credentials: :this_channel_is_insecure, channel_args: {})
       @address = address
       @token = token.to_s.empty? ? nil : token
