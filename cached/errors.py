@@ -32,7 +32,16 @@ class BuildTimeout(BuildError):
 
 
 class LimitExceeded(BuildError):
-    """Disk full or a configured limit reached. -> RESOURCE_EXHAUSTED"""
+    """Disk full or a configured limit reached. -> RESOURCE_EXHAUSTED
+
+    ``limit`` names it ("memory", "pids", "tmp"... or "" when not one of a
+    build's limits); ``tail`` carries the end of the child's log, as for
+    ``BuildFailed``."""
+
+    def __init__(self, message: str, limit: str = "", tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.tail = tail or []
 
 
 class ShuttingDown(BuildError):

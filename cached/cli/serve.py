@@ -59,6 +59,10 @@ def _sandbox_options(serve: argparse.ArgumentParser) -> None:
     g = serve.add_argument_group("sandbox", "how tenants' code runs")
     g.add_argument("--sandbox", default="auto", choices=["auto", "namespaces", "off"], help="'off' runs tenants' code unisolated: only for a single trusted user")
     g.add_argument("--max-children", type=int, default=0, help="child processes at once (default: CPU count)")
+    g.add_argument("--build-memory", default="2GiB", metavar="SIZE", help="memory of each install, build and warm builder, its cgroup's limit (default 2GiB)")
+    g.add_argument("--build-pids", type=int, default=512, help="processes and threads of each install, build and warm builder, pids.max (default 512)")
+    g.add_argument("--build-cpu-shares", type=int, default=1024, help="CPU weight of each install, build and warm builder, cpu.shares (default 1024)")
+    g.add_argument("--build-tmp-size", default="512MiB", metavar="SIZE", help="size of the RAM-backed /tmp and /dev/shm of each sandbox (default 512MiB)")
 
 
 def _dependency_options(serve: argparse.ArgumentParser) -> None:
@@ -109,6 +113,7 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     from cached.deploy.config import DeployConfig
     from cached.operate.config import OperateConfig, parse_size
     from cached.request.spec import Limits
+    from cached.sandbox.spec import RunLimits
     from cached.server.daemon import DaemonConfig
     from cached.warm import WarmSettings
 
@@ -128,6 +133,11 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
         idle_seconds=args.warm_idle, shadow_share=args.warm_shadow_share,
     )
     try:
+        config.run_limits = RunLimits(
+            memory_bytes=parse_size(args.build_memory), pids=args.build_pids,
+            cpu_shares=args.build_cpu_shares, tmp_bytes=parse_size(args.build_tmp_size),
+        )
+        config.run_limits.check()
         config.operate = OperateConfig(
             metrics_listen=args.metrics_listen, max_bytes=parse_size(args.max_size), low_watermark=args.gc_low_watermark,
             gc_interval_s=args.gc_interval, lease_seconds=args.lease_seconds, grace_seconds=args.gc_grace_seconds,

@@ -1,7 +1,9 @@
 """Runs the install and build children in the sandbox, one step at a time.
 
 The global semaphore is held only while a child runs, so a build waiting for
-another's install never holds a slot. Output lines go to the build's events
+another's install never holds a slot. Every child runs under the daemon's
+``RunLimits`` (its own cgroup); one stopped by a limit is ``LimitExceeded``
+naming the limit and the ``cached serve`` option that raises it. Output lines go to the build's events
 and to a bounded in-memory log; the full log is stored as a blob with the
 result.
 """
@@ -15,12 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cached.errors import BuildFailed, BuildTimeout
-from cached.sandbox import Overlay, RunResult, Sandbox, SandboxSpec
+from cached.errors import BuildFailed, BuildTimeout, LimitExceeded
+from cached.sandbox import Overlay, RunLimits, RunResult, Sandbox, SandboxSpec
 
 log = logging.getLogger("cached.execution.steps")
 
 MAX_LOG_BYTES = 4 << 20
+# The `cached serve` option that raises each limit a child can hit.
+LIMIT_OPTIONS = {"memory": "--build-memory", "pids": "--build-pids", "tmp": "--build-tmp-size"}
 
 
 @dataclass
@@ -55,8 +59,10 @@ class _Sink:
 
 
 class StepRunner:
-    def __init__(self, sandbox: Sandbox, slots: asyncio.Semaphore, hide: Sequence[Path], uid: int, gid: int) -> None:
+    def __init__(self, sandbox: Sandbox, slots: asyncio.Semaphore, hide: Sequence[Path], uid: int, gid: int,
+                 limits: RunLimits | None = None) -> None:
         self.sandbox = sandbox
+        self.limits = limits
         self.slots = slots
         self.hide = tuple(hide)
         self.uid, self.gid = uid, gid
@@ -85,6 +91,7 @@ class StepRunner:
             spec = SandboxSpec(
                 argv=argv, workspace=workspace, env=env, network=network, hide=self.hide,
                 binds=tuple(binds), overlay=overlay, uid=self.uid, gid=self.gid, timeout=remaining,
+                limits=self.limits, label=source,
             )
             self.processes_started += 1
             log.info("child start", extra={"step": source, "argv": argv, "workspace": str(workspace)})
@@ -92,12 +99,28 @@ class StepRunner:
         log.info("child end", extra={"step": source, "rc": result.returncode, "seconds": round(result.duration_s, 3)})
         if result.timed_out:
             raise BuildTimeout(f"{what} did not finish before the build's deadline; its processes were killed")
+        if result.limit is not None:
+            raise limit_exceeded(what, result, emit, source, build_log)
         if result.returncode != 0:
             tail = "\n".join(result.tail[-30:])
             first = _first_errors(build_log.lines if build_log.lines else result.tail, shown=result.tail[-30:])
             cause = f" The first error:\n{first}\n" if first else ""
             raise BuildFailed(f"{what} failed with exit code {result.returncode}; fix the app and send it again.{cause} Last lines:\n{tail}", result.tail)
         return result
+
+
+def limit_exceeded(what: str, result: RunResult, emit: Callable[[str, str, str], None], source: str, build_log: BuildLog) -> LimitExceeded:
+    """The error for a child stopped by a limit; the log (and so its tail) says which and how to raise it."""
+    option = LIMIT_OPTIONS.get(result.limit or "", "")
+    raise_it = f"; the daemon's operator can raise it with `cached serve {option}`" if option else ""
+    line = f"[cached] {what} was stopped by the {result.limit_detail or result.limit}{raise_it}"
+    build_log.add(line)
+    emit("stderr", line, "cached")
+    tail = [*result.tail[-30:], line]
+    return LimitExceeded(
+        f"{what} exceeded a resource limit: the {result.limit_detail or result.limit} (exit code {result.returncode}){raise_it}. "
+        "Last lines:\n" + "\n".join(tail), limit=result.limit or "", tail=tail,
+    )
 
 
 def _first_errors(lines: list[str], shown: list[str], limit: int = 4) -> str:

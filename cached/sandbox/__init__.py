@@ -3,18 +3,22 @@
 Public API: ``Sandbox(mode).run(spec, sink) -> RunResult``,
 ``Sandbox(mode).spawn(spec, stderr_sink) -> SandboxProcess`` (a long-lived
 child with a stdin pipe and a stdout line stream) and ``probe_sandbox()``. See ``runner.py`` for the modes, ``enter.py`` for what
-the child can see and why the workspace is chowned to the sandbox uid.
+the child can see and why the workspace is chowned to the sandbox uid,
+``cgroups.py`` for the per-run cgroups that enforce ``RunLimits``.
 
 This package must never let a child see the daemon's environment, the store
-or config directories it is told to hide, or outlive its ``run`` call.
+or config directories it is told to hide, or outlive its ``run`` call (or
+the daemon), or run a limited spec outside the cgroup made for it.
 """
 
+from .cgroups import Cgroups, CgroupsUnavailable, RunGroup, root_id
 from .probe import SandboxCapabilities, probe_sandbox
 from .ring import QueueSink
 from .runner import Sandbox, SandboxProcess
 from .spec import (
     OutputSink,
     Overlay,
+    RunLimits,
     RunResult,
     SandboxError,
     SandboxSpec,
@@ -22,9 +26,13 @@ from .spec import (
 )
 
 __all__ = [
+    "Cgroups",
+    "CgroupsUnavailable",
     "OutputSink",
     "Overlay",
     "QueueSink",
+    "RunGroup",
+    "RunLimits",
     "RunResult",
     "Sandbox",
     "SandboxCapabilities",
@@ -33,4 +41,5 @@ __all__ = [
     "SandboxSpec",
     "SandboxUnavailable",
     "probe_sandbox",
+    "root_id",
 ]

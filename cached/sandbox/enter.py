@@ -2,8 +2,14 @@
 
 The runner starts it as ``unshare --mount --pid ... -- <sys.executable> -I -S
 -B enter.py <fd>`` where ``<fd>`` is a memfd holding the marshalled spec (see
-``launch.py``). This process forks the namespace's PID 1 (``_init``, with a
-parent-death SIGKILL) and waits for it. The init builds the child's view of
+``launch.py``). This process (the launcher) first sets its own
+parent-death SIGKILL (and exits if the daemon is already gone), then joins
+the run's cgroups (the spec's ``cgroups``: ``cgroup.procs`` files it writes its
+pid into), so every process of the run, tenant code included, is born inside
+them; then it forks the namespace's PID 1 (``_init``, with a parent-death
+SIGKILL too) and waits for it (should the OOM killer pick the launcher or the
+init rather than the command, the whole run dies all the same and the group's
+OOM count names the memory limit). The init builds the child's view of
 the filesystem, forks the command with dropped privileges, reaps every
 orphan, and exits with the command's status, which makes the kernel kill
 whatever the command left behind in the pid namespace.
@@ -14,7 +20,7 @@ Mount plan (all in the private mount namespace; nothing leaks to the host):
 2. the overlay (lower read-only, writes land in upper) at its target;
 3. detached clones (``open_tree``) of the workspace and each extra bind source;
 4. an empty root-owned tmpfs over each hidden directory and a private 1777
-   tmpfs at each ``tmpfs`` path;
+   tmpfs at each ``tmpfs`` path, ``size=``-capped by the spec's ``tmp_size``;
 5. the clones moved back to their targets (parents first), so a workspace
    under a hidden directory is visible while its siblings are not;
 6. every mount made read-only recursively (``mount_setattr``), then only the
@@ -47,11 +53,15 @@ This module must never:
   workspace's node_modules files are the store's blobs, shared by every
   tenant (chowning one would hand it to the sandbox user), and a link a build
   planted could name any file of the filesystem;
-- leave the spec memfd open in the command (it is made non-inheritable).
+- leave the spec memfd open in the command (it is made non-inheritable);
+- fork anything before it has joined the run's cgroups (a failure to join
+  is a setup failure, never a run outside them).
 
 Status protocol: after the spec bytes in the memfd it writes one line,
 ``X <code>`` (command exited), ``S <signal>`` (command killed) or
-``E <message>`` (sandbox setup failed, exit code 125).
+``E <message>`` (sandbox setup failed, exit code 125). After a command that
+failed, ``X``/``S`` lines end with `` full=<path>[,<path>]`` naming the tmpfs
+mounts left (nearly) full, so a filled ``/tmp`` is reported as its limit.
 """
 
 import ctypes
@@ -216,8 +226,9 @@ def _depth(path: str) -> int:
     return path.rstrip("/").count("/")
 
 
-def setup(spec: dict) -> None:
-    """Build the namespace's filesystem view (see the module docstring)."""
+def setup(spec: dict) -> list[str]:
+    """Build the namespace's filesystem view (see the module docstring);
+    returns the private tmpfs mounts made."""
     userns = spec["userns"]
     uid, gid = spec["uid"], spec["gid"]
     workspace = spec["workspace"]
@@ -229,6 +240,7 @@ def setup(spec: dict) -> None:
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
 
     writable: list[str] = []
+    mounted: list[str] = []
     if overlay is not None:
         for key in ("upper", "work", "target"):
             os.makedirs(overlay[key], exist_ok=True)
@@ -245,10 +257,13 @@ def setup(spec: dict) -> None:
     for hidden in spec["hide"]:
         if os.path.isdir(hidden):
             _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k")
+    tmp_size = spec.get("tmp_size") or 0
+    tmp_data = f"mode=1777,size={tmp_size}" if tmp_size else "mode=1777"
     for path in spec["tmpfs"]:
         if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmp_data)
             writable.append(path)
+            mounted.append(path)
 
     for fd, dst, rw in sorted(clones, key=lambda c: _depth(c[1])):
         os.makedirs(dst, exist_ok=True)
@@ -261,6 +276,7 @@ def setup(spec: dict) -> None:
     for _src, dst, rw in exposures:
         if rw:
             _set_readonly(dst, False, recursive=False)
+    return mounted
 
 
 def drop_privileges(spec: dict) -> None:
@@ -314,11 +330,32 @@ def _candidates(name: str, env: dict) -> list[str]:
     return [os.path.join(d or ".", name) for d in dirs]
 
 
+def _write_file(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _full(paths: list[str]) -> str:
+    """`` full=...`` for the tmpfs mounts with (almost) no free space left."""
+    full = []
+    for path in paths:
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            continue
+        if st.f_blocks and st.f_bavail * st.f_frsize < (64 << 10):
+            full.append(path)
+    return " full=" + ",".join(full) if full else ""
+
+
 def _init(spec: dict, report) -> None:
     """PID 1 of the new pid namespace; never returns."""
     try:
         _prctl(PR_SET_PDEATHSIG, SIGKILL)
-        setup(spec)
+        tmpfs = setup(spec)
         pid = os.fork()
     except BaseException as exc:  # noqa: BLE001 - reported to the runner, not raised
         report(f"E {exc}")
@@ -335,10 +372,10 @@ def _init(spec: dict, report) -> None:
             break
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        report(f"S {sig}")
+        report(f"S {sig}{_full(tmpfs)}")
         os._exit(128 + sig)
     code = os.waitstatus_to_exitcode(status)
-    report(f"X {code}")
+    report(f"X {code}{_full(tmpfs) if code else ''}")
     os._exit(code)
 
 
@@ -362,6 +399,22 @@ def main() -> None:
 
     def report(line: str) -> None:
         os.pwrite(fd, line.encode(errors="replace")[:4000] + b"\n", end)
+
+    try:
+        # Dies with the daemon (the thread that forked us: the daemon's event
+        # loop); if the daemon died before this line, getppid() tells.
+        _prctl(PR_SET_PDEATHSIG, SIGKILL)
+        if spec.get("parent") and os.getppid() != spec["parent"]:
+            raise OSError("the daemon exited while the sandbox was starting")
+        for path in spec.get("cgroups") or ():
+            try:
+                _write_file(path, str(os.getpid()))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot join the run's cgroup ({path}): {exc.strerror}") from None
+    except OSError as exc:
+        report(f"E {exc.strerror or exc}")
+        os.write(2, f"sandbox: setup failed: {exc}\n".encode(errors="replace"))
+        os._exit(SETUP_FAILED)
 
     try:
         pid = os.fork()

@@ -12,6 +12,7 @@ import marshal
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,13 @@ def _real(p: os.PathLike[str] | str) -> str:
     return os.path.realpath(os.fspath(p))
 
 
-def spec_payload(spec: SandboxSpec, userns: bool) -> bytes:
-    """marshal (not json) because the init must start in milliseconds."""
+def spec_payload(spec: SandboxSpec, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0) -> bytes:
+    """marshal (not json) because the init must start in milliseconds.
+
+    ``cgroup_procs``: the run group's ``cgroup.procs`` files, which the launcher
+    joins before anything else runs; ``parent``: the daemon's pid, which the
+    launcher checks after setting its parent-death signal (if the daemon died
+    in between, it exits at once)."""
     ov = spec.overlay
     data = {
         "argv": list(spec.argv),
@@ -60,11 +66,16 @@ def spec_payload(spec: SandboxSpec, userns: bool) -> bytes:
         "uid": int(spec.uid),
         "gid": int(spec.gid),
         "userns": bool(userns),
+        "cgroups": [str(p) for p in cgroup_procs],
+        "parent": int(parent),
+        "tmp_size": int(spec.limits.tmp_bytes) if spec.limits is not None else 0,
     }
     return marshal.dumps(data)
 
 
-def namespace_launch(spec: SandboxSpec, unshare: str, userns: bool) -> Launch:
+def namespace_launch(
+    spec: SandboxSpec, unshare: str, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0
+) -> Launch:
     """The argv for ``fd`` to be appended by the caller (it owns the memfd)."""
     argv = [unshare]
     if userns:
@@ -75,7 +86,7 @@ def namespace_launch(spec: SandboxSpec, unshare: str, userns: bool) -> Launch:
     # -I: ignore PYTHON* vars and user site; -S: no site import (fast, and the
     # venv's .pth files are irrelevant: enter.py uses only the stdlib).
     argv += ["--", sys.executable, "-I", "-S", "-B", ENTER_SCRIPT]
-    return Launch(argv=argv, payload=spec_payload(spec, userns))
+    return Launch(argv=argv, payload=spec_payload(spec, userns, cgroup_procs, parent))
 
 
 def make_spec_fd(payload: bytes) -> int:

@@ -8,7 +8,15 @@ Modes:
 - ``off``: UNSAFE, no isolation at all: the argv runs directly with
   ``spec.env`` and ``cwd=workspace`` as the daemon's own user, sees the whole
   filesystem and network, and a grandchild that calls ``setsid()`` can
-  outlive a kill. Only for machines without namespaces, set explicitly.
+  outlive a kill. Only for machines without namespaces, set explicitly. No
+  cgroup either: ``spec.limits`` are not enforced.
+
+Limits (``cgroups.py``): given ``cgroups`` and a spec with ``limits``, each
+run gets a cgroup of its own, which the launcher joins before it forks
+anything; the group is killed (every pid in it) with the tree and removed
+once the tree is dead. A run that failed and whose group counted an OOM kill
+or a refused fork, or that left a tmpfs full, reports that limit in
+``RunResult.limit``.
 
 This module must never:
 - pass the daemon's environment to a child (the child gets ``spec.env``,
@@ -16,8 +24,11 @@ This module must never:
 - wait on the output consumer (pipes are drained continuously; the sink is
   called inline and must not block);
 - return or re-raise before the process tree is dead (timeout and
-  cancellation SIGKILL the pid namespace's init, which takes every process
-  of the namespace with it, then reap the launcher).
+  cancellation SIGKILL every process of the run's cgroup and the pid
+  namespace's init, which takes every process of the namespace with it, then
+  reap the launcher);
+- spawn from any thread but the event loop's (the launcher's parent-death
+  signal fires when the thread that forked it ends).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import os
 import signal
 import time
 
+from .cgroups import Cgroups, CgroupsUnavailable, RunGroup, format_bytes
 from .launch import LAUNCHER_ENV, find_unshare, make_spec_fd, namespace_launch, read_status
 from .probe import SandboxCapabilities, probe_sandbox
 from .ring import DEFAULT_TAIL_LINES, LineSplitter, Tail
@@ -54,12 +66,14 @@ class Sandbox:
         *,
         tail_lines: int = DEFAULT_TAIL_LINES,
         capabilities: SandboxCapabilities | None = None,
+        cgroups: Cgroups | None = None,
     ) -> None:
         """Probe once (or take ``capabilities`` from a probe already made);
         refuse now, not at the first build, if namespaces are missing."""
         if mode not in MODES:
             raise ValueError(f"sandbox mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
+        self.cgroups = cgroups  # None: specs' limits are not enforced (the daemon always sets it)
         self.capabilities: SandboxCapabilities | None = None
         self._tail_lines = tail_lines
         self._unshare: str | None = None
@@ -79,6 +93,32 @@ class Sandbox:
         self._userns = not caps.root
         log.info("sandbox: namespaces (%s)", caps.detail)
 
+    def enforce_limits(self, owner: str) -> None:
+        """Give every run with limits a cgroup under ``cached/<owner>`` (the
+        daemon passes ``root_id(root)`` while it holds the root's lock); first
+        kill whatever an earlier daemon of that root left there. Where cgroups
+        cannot be had: SandboxUnavailable as root (builds must not run
+        unlimited), a warning without root (user-namespace mode)."""
+        if self.mode == "off":
+            log.warning("sandbox = off: build limits (memory, processes, CPU share) are not enforced")
+            return
+        try:
+            cgroups = Cgroups.open(owner)
+        except CgroupsUnavailable as e:
+            if self.capabilities is not None and self.capabilities.root:
+                raise SandboxUnavailable(f"build limits need cgroups: {e}") from None
+            log.warning("sandbox: build limits are not enforced: %s", e)
+            return
+        cgroups.reclaim()
+        self.cgroups = cgroups
+        log.info("sandbox: limits enforced with %s", cgroups.describe())
+
+    def release_limits(self) -> None:
+        """At shutdown, once no run is left: remove the parent cgroups."""
+        cgroups, self.cgroups = self.cgroups, None
+        if cgroups is not None:
+            cgroups.close()
+
     async def run(self, spec: SandboxSpec, sink: OutputSink) -> RunResult:
         """Run to completion, timeout or cancellation; the tree is dead when
         this returns or raises. Raises SandboxError if the sandbox could not
@@ -86,31 +126,35 @@ class Sandbox:
         self._check(spec)
         started = time.monotonic()
         tail = Tail(self._tail_lines)
-        proc, spec_fd, status_offset = await self._spawn(spec)
+        proc, spec_fd, status_offset, group = await self._spawn(spec)
         log.debug("sandbox: started pid %d: %s", proc.pid, spec.argv)
         try:
-            timed_out = await self._supervise(proc, spec, sink, tail)
+            timed_out = await self._supervise(proc, spec, sink, tail, group)
             returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
             status = read_status(spec_fd, status_offset) if spec_fd >= 0 else None
-            if status is not None:
-                kind, _, value = status.partition(" ")
-                if kind == "E":
-                    raise SandboxError(f"sandbox setup failed: {value}")
-                if kind == "X":
-                    returncode = int(value)
-                elif kind == "S":
-                    returncode = -int(value)
+            kind, value, full = _parse_status(status)
+            if kind == "E":
+                raise SandboxError(f"sandbox setup failed: {value}")
+            if kind == "X":
+                returncode = int(value)
+            elif kind == "S":
+                returncode = -int(value)
             if timed_out:
                 returncode = -signal.SIGKILL
+            limit = None if returncode == 0 or timed_out else _limit_of(group, spec, full, returncode)
             return RunResult(
                 returncode=returncode,
                 timed_out=timed_out,
                 duration_s=time.monotonic() - started,
                 tail=tail.lines(),
+                limit=limit[0] if limit else None,
+                limit_detail=limit[1] if limit else "",
             )
         finally:
             if spec_fd >= 0:
                 os.close(spec_fd)
+            if group is not None:
+                await asyncio.shield(_close_group(group))
 
     def _check(self, spec: SandboxSpec) -> None:
         validate(spec)
@@ -131,13 +175,24 @@ class Sandbox:
         that exits when its stdin closes (as the warm builder's driver does)
         cannot outlive the daemon, whose death closes that pipe."""
         self._check(spec)
-        proc, spec_fd, status_offset = await self._spawn(spec, stdin=asyncio.subprocess.PIPE)
+        proc, spec_fd, status_offset, group = await self._spawn(spec, stdin=asyncio.subprocess.PIPE)
         log.debug("sandbox: spawned pid %d: %s", proc.pid, spec.argv)
-        return SandboxProcess(self, proc, spec, spec_fd, status_offset, stderr)
+        return SandboxProcess(self, proc, spec, spec_fd, status_offset, stderr, group)
 
-    async def _spawn(self, spec: SandboxSpec, stdin: int = asyncio.subprocess.DEVNULL) -> tuple[asyncio.subprocess.Process, int, int]:
+    def _group(self, spec: SandboxSpec) -> RunGroup | None:
+        if self.mode == "off" or self.cgroups is None or spec.limits is None:
+            return None
+        try:
+            return self.cgroups.create(spec.label, spec.limits)
+        except OSError as e:
+            raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+
+    async def _spawn(
+        self, spec: SandboxSpec, stdin: int = asyncio.subprocess.DEVNULL
+    ) -> tuple[asyncio.subprocess.Process, int, int, RunGroup | None]:
         """Start the child (``off``) or the launcher; returns the process, the
-        spec memfd (-1 in ``off`` mode) and where the status line will be."""
+        spec memfd (-1 in ``off`` mode), where the status line will be and the
+        run's cgroup (None without limits)."""
         pipes = dict(
             stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
@@ -148,21 +203,34 @@ class Sandbox:
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv, env=dict(spec.env), cwd=spec.workspace, **pipes
             )
-            return proc, -1, 0
+            return proc, -1, 0, None
         assert self._unshare is not None
-        launch = namespace_launch(spec, self._unshare, self._userns)
-        spec_fd = make_spec_fd(launch.payload)
+        group = self._group(spec)
+        launch = namespace_launch(
+            spec, self._unshare, self._userns,
+            cgroup_procs=group.procs_files if group is not None else (), parent=os.getpid(),
+        )
+        try:
+            spec_fd = make_spec_fd(launch.payload)
+        except BaseException:
+            if group is not None:
+                group.remove_now()
+            raise
         try:
             proc = await asyncio.create_subprocess_exec(
                 *launch.argv, str(spec_fd), env=dict(LAUNCHER_ENV), pass_fds=(spec_fd,), **pipes
             )
         except BaseException:
             os.close(spec_fd)
+            if group is not None:
+                group.kill_now()
+                group.remove_now()
             raise
-        return proc, spec_fd, len(launch.payload)
+        return proc, spec_fd, len(launch.payload), group
 
     async def _supervise(
-        self, proc: asyncio.subprocess.Process, spec: SandboxSpec, sink: OutputSink, tail: Tail
+        self, proc: asyncio.subprocess.Process, spec: SandboxSpec, sink: OutputSink, tail: Tail,
+        group: RunGroup | None = None,
     ) -> bool:
         """Drain both pipes until exit or timeout; True if it timed out."""
         readers = [
@@ -176,7 +244,7 @@ class Sandbox:
             except asyncio.TimeoutError:
                 timed_out = True
                 log.info("sandbox: %s timed out after %ss, killing its tree", spec.argv[0], spec.timeout)
-                await self._kill_tree(proc)
+                await self._kill_tree(proc, group)
             if self.mode == "off":
                 _killpg(proc.pid)  # the group's leftovers, as the pid namespace would
             _done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
@@ -186,16 +254,20 @@ class Sandbox:
             # Cancellation (or any error): nothing may outlive us.
             for task in readers:
                 task.cancel()
-            await asyncio.shield(self._kill_tree(proc))
+            await asyncio.shield(self._kill_tree(proc, group))
             raise
         return timed_out
 
-    async def _kill_tree(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGKILL the namespace's init first: its death kills every process
-        of the pid namespace and the launcher reaps it only after they are all
-        gone, so once the launcher exits nothing is left. Before the init
-        exists (cancelled during start-up) the group kill is enough: an init
-        forked meanwhile is in the group, and dies by parent-death signal."""
+    async def _kill_tree(self, proc: asyncio.subprocess.Process, group: RunGroup | None = None) -> None:
+        """SIGKILL every process of the run's cgroup (frozen ones included:
+        the group is thawed after the signal), then the namespace's init: its
+        death kills every process of the pid namespace and the launcher reaps
+        it only after they are all gone, so once the launcher exits nothing is
+        left. Before the init exists (cancelled during start-up) the process
+        group kill is enough: an init forked meanwhile is in it, and dies by
+        parent-death signal."""
+        if group is not None:
+            await group.kill()
         children = _children(proc.pid) if proc.returncode is None and self.mode != "off" else []
         if children:
             for child in children:
@@ -247,10 +319,13 @@ class SandboxProcess:
 
     def __init__(
         self, sandbox: Sandbox, proc: asyncio.subprocess.Process, spec: SandboxSpec,
-        spec_fd: int, status_offset: int, stderr: OutputSink, max_lines: int = 100_000,
+        spec_fd: int, status_offset: int, stderr: OutputSink, group: RunGroup | None = None,
+        max_lines: int = 100_000,
     ) -> None:
         self._sandbox = sandbox
         self._proc = proc
+        self._group = group
+        self.limit: tuple[str, str] | None = None  # after an exit a limit explains
         self._spec_fd = spec_fd
         self._status_offset = status_offset
         self._lines = _LineQueue(max_lines)
@@ -264,27 +339,30 @@ class SandboxProcess:
     async def _supervise(self, spec: SandboxSpec, stderr: OutputSink) -> int:
         try:
             try:
-                await self._sandbox._supervise(self._proc, spec, _Split(self._lines, stderr), self.tail)
+                await self._sandbox._supervise(self._proc, spec, _Split(self._lines, stderr), self.tail, self._group)
             finally:
                 self._lines.close()
             returncode = self._proc.returncode if self._proc.returncode is not None else -signal.SIGKILL
             status = read_status(self._spec_fd, self._status_offset) if self._spec_fd >= 0 else None
-            if status is not None:
-                kind, _, value = status.partition(" ")
-                if kind == "X":
-                    returncode = int(value)
-                elif kind == "S":
-                    returncode = -int(value)
-                elif kind == "E":
-                    log.warning("sandbox: setup of a spawned child failed: %s", value)
+            kind, value, full = _parse_status(status)
+            if kind == "X":
+                returncode = int(value)
+            elif kind == "S":
+                returncode = -int(value)
+            elif kind == "E":
+                log.warning("sandbox: setup of a spawned child failed: %s", value)
             if self.killed:
                 returncode = -signal.SIGKILL
+            elif returncode != 0:
+                self.limit = _limit_of(self._group, spec, full, returncode)
             self.returncode = returncode
             return returncode
         finally:
             if self._spec_fd >= 0:
                 os.close(self._spec_fd)
                 self._spec_fd = -1
+            if self._group is not None:
+                await asyncio.shield(_close_group(self._group))
 
     async def readline(self) -> str | None:
         """The next stdout line; None once the child has closed its stdout."""
@@ -293,6 +371,28 @@ class SandboxProcess:
     @property
     def alive(self) -> bool:
         return not self._done.done()
+
+    @property
+    def limited(self) -> bool:
+        """Whether it runs in a cgroup of its own (``freeze``, ``memory_bytes`` work)."""
+        return self._group is not None
+
+    async def freeze(self) -> bool:
+        """Stop every process of the tree until ``thaw``; True once all are frozen
+        (False without a cgroup or if the kernel did not freeze them in time)."""
+        if self._group is None or not self.alive:
+            return False
+        return await self._group.freeze()
+
+    def thaw(self) -> None:
+        if self._group is not None and not self._group.removed:
+            self._group.thaw()
+
+    def memory_bytes(self) -> int | None:
+        """The tree's memory as its cgroup counts it (None without a cgroup)."""
+        if self._group is None or self._group.removed:
+            return None
+        return self._group.memory_bytes()
 
     async def wait(self) -> int:
         return await asyncio.shield(self._done)
@@ -304,7 +404,7 @@ class SandboxProcess:
             with contextlib.suppress(Exception):
                 if self.stdin is not None:
                     self.stdin.close()
-            await asyncio.shield(self._sandbox._kill_tree(self._proc))
+            await asyncio.shield(self._sandbox._kill_tree(self._proc, self._group))
         return await self.wait()
 
     def pids(self) -> list[int]:
@@ -332,6 +432,36 @@ class _Split:
             self._lines.line(stream, text)
         else:
             self._stderr.line(stream, text)
+
+
+def _parse_status(status: str | None) -> tuple[str, str, list[str]]:
+    """(kind, value, full tmpfs paths) of the init's status line (see enter.py)."""
+    if status is None:
+        return "", "", []
+    kind, _, rest = status.partition(" ")
+    if kind == "E":
+        return kind, rest, []
+    words = rest.split(" ")
+    full = [p for w in words[1:] if w.startswith("full=") for p in w[5:].split(",") if p]
+    return kind, words[0], full
+
+
+def _limit_of(group: RunGroup | None, spec: SandboxSpec, full: list[str], returncode: int) -> tuple[str, str] | None:
+    """Which limit explains a failed run: the group's OOM kill first, then a
+    full tmpfs, then a refused fork."""
+    hit = group.limit_hit(killed=returncode == -signal.SIGKILL) if group is not None else None
+    if hit is not None and hit[0] == "memory":
+        return hit
+    if full and spec.limits is not None:
+        return "tmp", f"{', '.join(full)} full (tmpfs size limit {format_bytes(spec.limits.tmp_bytes)})"
+    return hit
+
+
+async def _close_group(group: RunGroup) -> None:
+    try:
+        await group.close()
+    except OSError as e:  # the next daemon start reclaims it
+        log.warning("sandbox: cannot remove cgroup %s: %s", group.name, e)
 
 
 def _killpg(pgid: int) -> None:

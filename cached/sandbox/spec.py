@@ -41,6 +41,25 @@ class Overlay:
 
 
 @dataclass(frozen=True)
+class RunLimits:
+    """What one sandboxed run (or one warm builder) may use; enforced by its cgroup
+    (``cgroups.py``) and, for ``tmp_bytes``, by the ``size=`` of each RAM-backed
+    ``tmpfs`` mount. ``pids`` counts threads too (Node alone runs about ten)."""
+
+    memory_bytes: int = 2 << 30
+    pids: int = 512
+    cpu_shares: int = 1024      # relative CPU weight (cgroup v1 cpu.shares; v2 cpu.weight is derived)
+    tmp_bytes: int = 512 << 20  # each tmpfs (/tmp, /dev/shm) in the sandbox
+
+    def check(self) -> None:
+        for name in ("memory_bytes", "pids", "cpu_shares", "tmp_bytes"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"limit {name} must be positive")
+        if not 2 <= self.cpu_shares <= 262144:
+            raise ValueError("cpu_shares must be between 2 and 262144")
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     argv: list[str]
     workspace: Path
@@ -53,6 +72,9 @@ class SandboxSpec:
     gid: int = 65534
     timeout: float | None = None
     tmpfs: Sequence[Path] = (Path("/tmp"), Path("/dev/shm"))
+    # None: no cgroup and uncapped tmpfs (only for callers without a daemon: the probe, tests)
+    limits: RunLimits | None = None
+    label: str = "run"  # names the run's cgroup: install, build, warm...
 
 
 @dataclass
@@ -61,6 +83,9 @@ class RunResult:
     timed_out: bool
     duration_s: float
     tail: list[str] = field(default_factory=list)
+    # set when the run failed and a limit explains it: "memory", "pids" or "tmp"
+    limit: str | None = None
+    limit_detail: str = ""  # e.g. "memory limit 2.0 GiB", "/tmp is full (512.0 MiB)"
 
 
 class OutputSink(Protocol):
@@ -102,3 +127,5 @@ def validate(spec: SandboxSpec) -> None:
         raise ValueError(f"overlay lower {spec.overlay.lower} is not a directory")
     if spec.timeout is not None and spec.timeout <= 0:
         raise ValueError("timeout must be positive")
+    if spec.limits is not None:
+        spec.limits.check()

@@ -33,7 +33,7 @@ from cached.deploy.limiter import RateLimiters
 from cached.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
-from cached.sandbox import Sandbox
+from cached.sandbox import RunLimits, Sandbox, root_id
 from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
@@ -68,6 +68,7 @@ class DaemonConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)  # Cloudflare, R2 and local-bundle settings
     warm: WarmSettings = field(default_factory=WarmSettings)  # warm builders; max_builders=0 turns them off
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
+    run_limits: RunLimits = field(default_factory=RunLimits)  # each install, build and warm builder (its own cgroup)
 
 
 def npm_settings(cache_dir: Path) -> NpmSettings:
@@ -116,10 +117,15 @@ class Daemon:
             root, digest_function=config.digest_function,
             lease_seconds=config.operate.lease_seconds, grace_seconds=config.operate.grace_seconds,
         )
+        try:
+            self.sandbox.enforce_limits(root_id(root))  # with the root's lock held: kills what an earlier daemon left
+        except BaseException:
+            self.store.close()
+            raise
         clear_scratch(root)
         overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
         hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
-        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid)
+        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits)
         self.operations = Operations(self.store, config.operate, self.toolchain, install_commands(config.allow_install_scripts))
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
             root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
@@ -171,6 +177,7 @@ class Daemon:
         await self.operations.stop()
         if self.pipeline.warm is not None:
             await self.pipeline.warm.stop()  # builds are drained: kill the builders, cancel shadow checks
+        self.sandbox.release_limits()  # no child is left: the root's parent cgroups go
         await self.deployer.close()
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
