@@ -4,6 +4,15 @@ It lives with its own overlay (upper and work dirs in a scratch dir of its
 own, lower the app's read-only node_modules tree) mounted in its private
 mount namespace at ``workspace/node_modules``, so the daemon must never remove
 that directory while the builder lives (see ``WarmWorkspace``).
+
+It runs in a cgroup of its own (the daemon's ``RunLimits``) and is frozen
+whenever it is not serving a build: a timer or a watcher that the app's config
+or a plugin started cannot run between builds (nor see the workspace while the
+daemon rewrites it). A builder that cannot be frozen is stopped; one whose
+build passes the deadline is killed. Its memory is what its cgroup counts.
+
+This module must never write a build request to a builder that is still
+frozen, or return from ``build`` leaving it thawed.
 """
 
 from __future__ import annotations
@@ -100,21 +109,42 @@ class WarmBuilder:
         except asyncio.TimeoutError:
             raise WarmError("timeout", f"the builder was not ready after {timeout:.0f} s") from None
 
+    async def pause(self) -> None:
+        """Freeze the builder's whole tree until the next build; a builder that
+        cannot be frozen is stopped (WarmError): it must not run unwatched."""
+        if not self.proc.limited or not self.alive:
+            return
+        if not await self.proc.freeze():
+            await self.stop()
+            raise WarmError("freeze", "the builder could not be frozen between builds; it was stopped")
+
     async def build(self, timeout: float, emit: Emit) -> Outcome:
-        """Ask for one build and wait for ITS end (or error); lines of other ids are skipped."""
+        """Ask for one build and wait for ITS end (or error); lines of other ids are skipped.
+        Thaws the builder for the build and freezes it again before returning;
+        past ``timeout`` (the build's deadline) the builder is killed."""
         if not self.alive:
             raise WarmError("crashed", f"the builder is gone: {self._tail()}")
         self._next_id += 1
         ident = self._next_id
         started = time.perf_counter()
+        deadline = time.monotonic() + timeout
         files: list[str] = []
         public: dict[str, object] = {}
         self.route.target = emit
         self.busy = True
         try:
             assert self.proc.stdin is not None
+            try:
+                self.proc.thaw()
+            except OSError as e:
+                await self.stop()
+                raise WarmError("crashed", f"the builder could not be thawed ({e}); it was stopped") from None
             self.proc.stdin.write(protocol.build_request(ident))
-            await asyncio.wait_for(self.proc.stdin.drain(), timeout)
+            try:
+                await asyncio.wait_for(self.proc.stdin.drain(), timeout)
+            except asyncio.TimeoutError:
+                await self.stop()
+                raise WarmError("timeout", f"the warm build did not start within {timeout:.0f} s; the builder was stopped") from None
 
             async def read() -> Outcome:
                 while True:
@@ -137,20 +167,38 @@ class WarmBuilder:
                             wall_ms=(time.perf_counter() - started) * 1000,
                         )
             try:
-                return await asyncio.wait_for(read(), timeout)
+                outcome = await asyncio.wait_for(read(), max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 await self.stop()
                 raise WarmError("timeout", f"the warm build did not end within {timeout:.0f} s; the builder was stopped") from None
+            await self.pause()
+            return outcome
         except (BrokenPipeError, ConnectionResetError) as e:
+            await asyncio.shield(self._pause_or_stop())
             raise WarmError("crashed", f"the builder's stdin is closed ({e}): {self._tail()}") from None
+        except BaseException:
+            # A failed or cancelled build: frozen again if it lives (the layer
+            # then retires it), never left running.
+            await asyncio.shield(self._pause_or_stop())
+            raise
         finally:
             self.route.target = None
             self.busy = False
             self.builds += 1
             self.last_used = time.monotonic()
 
+    async def _pause_or_stop(self) -> None:
+        try:
+            await self.pause()
+        except WarmError:
+            pass
+
     def rss_bytes(self) -> int:
-        """Resident memory of the whole process tree (launcher, sandbox init, node)."""
+        """Memory of the whole process tree (launcher, sandbox init, node): what
+        its cgroup counts (without the inactive file cache), else the sum of RSS."""
+        counted = self.proc.memory_bytes()
+        if counted is not None:
+            return counted
         total = 0
         for pid in self.proc.pids():
             try:

@@ -288,6 +288,7 @@ class WarmLayer:
             argv=[self.node_path, str(DRIVER), spec.mode if spec.mode != "production" else ""],
             workspace=workspace, env=env, network=False, hide=self.steps.hide,
             binds=((DRIVER.parent, DRIVER.parent, False),), overlay=overlay, uid=self.steps.uid, gid=self.steps.gid,
+            limits=self.steps.limits, label="warm",
         )
         route = _Route()
         remaining = deadline - time.monotonic()
@@ -301,6 +302,7 @@ class WarmLayer:
                 builder = WarmBuilder(spec.owner, key, deps_key, config, proc, scratch, workspace, route)
                 try:
                     await builder.wait_ready(min(self.pool.settings.start_timeout_s, remaining))
+                    await builder.pause()  # tenant code (its config, plugins) runs only inside a build
                 except BaseException:
                     await asyncio.shield(builder.stop())
                     raise

@@ -1,5 +1,10 @@
 """The pool of warm builders: bounded by count and by total memory, LRU, idle timeout.
 
+A builder's memory is what its cgroup counts (``WarmBuilder.rss_bytes``: the
+group's usage without inactive file cache; the RSS of its processes only
+where it has no cgroup). Builders are frozen between builds, so an idle one
+costs memory but no CPU.
+
 One builder per (tenant, app) ("owner"). The pool never kills a builder that
 is serving a build; the pipeline's per-app lock means a builder serves one
 build at a time. Counters are plain numbers for the operations side to export
@@ -30,7 +35,7 @@ class WarmSettings:
     benchmarks/warm_rebuild.py); idle builders cost no CPU."""
 
     max_builders: int = 4             # 0 turns warm builds off
-    max_memory_bytes: int = 4 << 30   # total RSS of all builders
+    max_memory_bytes: int = 4 << 30   # total memory of all builders (as their cgroups count it)
     idle_seconds: float = 900.0       # a builder unused this long is stopped
     shadow_share: float = 0.1         # share of warm results rebuilt cold in the background and compared
     start_timeout_s: float = 120.0    # from spawn to the driver's "ready"
