@@ -112,6 +112,7 @@ class BuildPipeline:
         self.counters = Counters()
         self._base_env = base_env(toolchain, settings.npm)
         self._sandbox_id = fingerprint(self._base_env)
+        self._toolchain_id = toolchain.fingerprint  # a property that hashes: once, not per lookup
         self._flights: SingleFlight[_Built, Callable[[EventStream], None]] = SingleFlight()
         self._app_locks = _AppLocks()
         self._deps_memo: OrderedDict[tuple[str, ...], str] = OrderedDict()
@@ -138,7 +139,7 @@ class BuildPipeline:
     def compute_keys(self, spec: BuildSpec) -> Keys:
         sources = tree_digest(self.hasher, sources_tree(spec))
         dkey = self._deps_key(spec)
-        action = ActionInputs(sources, dkey, spec.script, spec.mode, spec.env, self.toolchain.fingerprint, self._sandbox_id)
+        action = ActionInputs(sources, dkey, spec.script, spec.mode, spec.env, self._toolchain_id, self._sandbox_id)
         key = action.key(self.hasher)
 
         def app_record() -> records_pb2.AppRecord:  # a miss, or a hit on another action than the app's last
@@ -146,7 +147,7 @@ class BuildPipeline:
                 last_action_key=key,
                 sources={f.path: str(f.digest) for f in spec.files},
                 env={k: self._env_hash(spec, v) for k, v in spec.env.items()},
-                deps_key=dkey, toolchain=self.toolchain.fingerprint, script=spec.script, mode=spec.mode,
+                deps_key=dkey, toolchain=self._toolchain_id, script=spec.script, mode=spec.mode,
             )
 
         return Keys(key, sources, dkey, app_record)
