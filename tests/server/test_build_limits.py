@@ -71,12 +71,10 @@ def test_nothing_of_a_cold_build_runs_after_it_returned(daemon: DaemonProcess) -
     with Client(daemon.address) as client:
         client.build(files=tiny_app(LINGER), app="linger", tenant="t1")
     workspace = daemon.root / "work" / "t1" / "linger"
-    for name in ("ticks.log", "ticks-bg.log"):
-        before, after = stable_for(workspace / name, 2.0) if name == "ticks.log" else stable_for(workspace / name, 0.0)
+    for name in ("ticks-bg.log", "ticks.log"):  # the detached writer (killed with the pid namespace), the timer
+        before, after = stable_for(workspace / name, 2.0 if name == "ticks-bg.log" else 0.1)
         assert before > 0, f"{name} was never written: the check would prove nothing"
-    before, after = stable_for(workspace / "ticks-bg.log", 2.0)
-    assert before == after, "a process of the build kept writing after the build returned"
-    assert stable_for(workspace / "ticks.log", 0.5)[0] == (workspace / "ticks.log").stat().st_size
+        assert before == after, f"{name}: a process of the build kept writing after the build returned"
 
 
 def test_every_child_dies_with_the_daemon_and_the_next_daemon_starts_clean(make_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
