@@ -26,12 +26,14 @@ log = logging.getLogger("cached.server.builder")
 
 
 class BuilderService(cached_pb2_grpc.BuilderServicer):
-    def __init__(self, pipeline: BuildPipeline, store: Store, limits: Limits, deploys: "BuildDeploys | None" = None) -> None:
+    def __init__(
+        self, pipeline: BuildPipeline, store: Store, limits: Limits, deploys: "BuildDeploys | None" = None, intake: Intake | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.deploys = deploys  # runs the deploy a request asks for, after its result
         self.store = store
         self.limits = limits
-        self.intake = Intake(store, limits)  # files by digest and key files, read off the event loop
+        self.intake = intake or Intake(store, limits)  # request to spec; files by digest and key files, off the event loop
         self.accepting = True
 
     async def Build(self, request: cached_pb2.BuildRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.BuildEvent]:

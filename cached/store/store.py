@@ -3,6 +3,10 @@
 Opening takes the root's lock first (one process per root), then clears what a
 crash may have left (``tmp/``, unmarked trees) before anything reads the store.
 
+Callers reach the index through the named record stores it exposes
+(``store.actions``, ``store.apps``, ``store.lookups``...; see ``records.py``),
+never by a database's name.
+
 This module must never hold logic of its own beyond wiring and start-up
 recovery, and a ``Store`` must never be used across ``fork()``: open it in the
 process that uses it (LMDB and the writer thread do not survive a fork).
