@@ -78,11 +78,11 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
         await authorize_tenant(context, request.tenant)
         try:
             tenant = self.limits.check_tenant(request.tenant)
-            digests = [self._digest(d) for d in request.digests]
+            # Thousands of digests (a watch sends every file) are thousands of checks and stats: a worker thread.
+            return await asyncio.to_thread(self._find_missing, tenant, request)
         except InvalidRequest as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        present = await asyncio.to_thread(self._present, tenant, digests)
-        return cached_pb2.FindMissingBlobsResponse(missing=[d.to_proto() for d in digests if d not in present])
+            raise  # not reached: abort raises
 
     async def UploadBlobs(self, request_iterator: AsyncIterator[cached_pb2.UploadChunk], context: grpc.aio.ServicerContext) -> cached_pb2.UploadBlobsResponse:
         tenant = ""
@@ -136,10 +136,12 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
     def _readable(self, tenant: str, digest: Digest) -> bool:
         return bool(self.store.blobs.owned_by(tenant, [digest])) and self.store.blobs.has(digest)
 
-    def _present(self, tenant: str, digests: list[Digest]) -> set[Digest]:
-        """The digests the tenant may see and whose content is here (a worker thread: one stat each)."""
+    def _find_missing(self, tenant: str, request: cached_pb2.FindMissingBlobsRequest) -> cached_pb2.FindMissingBlobsResponse:
+        """What the tenant has not stored (a worker thread: a check and a stat per digest)."""
+        digests = [self._digest(d) for d in request.digests]
         owned = self.store.blobs.owned_by(tenant, digests)
-        return set(owned) - set(self.store.blobs.missing(list(owned)))
+        present = set(owned) - set(self.store.blobs.missing(list(owned)))
+        return cached_pb2.FindMissingBlobsResponse(missing=[d.to_proto() for d in digests if d not in present])
 
     async def ReadBlob(self, request: cached_pb2.ReadBlobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.ReadBlobChunk]:
         await authorize_tenant(context, request.tenant)
