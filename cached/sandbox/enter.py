@@ -7,7 +7,10 @@ parent-death SIGKILL (and exits if the daemon is already gone), then joins
 the run's cgroups (the spec's ``cgroups``: ``cgroup.procs`` files it writes its
 pid into), so every process of the run, tenant code included, is born inside
 them; then it forks the namespace's PID 1 (``_init``, with a parent-death
-SIGKILL too) and waits for it (should the OOM killer pick the launcher or the
+SIGKILL too) and waits for it. For a spec with ``egress`` (a fetch step, in a
+network namespace of its own), the launcher, before that fork, brings ``lo`` up and hands
+the daemon a listener on the namespace's own 127.0.0.1 (``_egress_listener``,
+``egress.py``): the run's one way out. (Should the OOM killer pick the launcher or the
 init rather than the command, the whole run dies all the same and the group's
 OOM count names the memory limit). The init builds the child's view of
 the filesystem, forks the command with dropped privileges, reaps every
@@ -53,7 +56,8 @@ This module must never:
   workspace's node_modules files are the store's blobs, shared by every
   tenant (chowning one would hand it to the sandbox user), and a link a build
   planted could name any file of the filesystem;
-- leave the spec memfd open in the command (it is made non-inheritable);
+- leave the spec memfd open in the command (it is made non-inheritable), nor
+  the egress socketpair end or the proxy's listener (both closed once sent);
 - fork anything before it has joined the run's cgroups (a failure to join
   is a setup failure, never a run outside them).
 
@@ -338,6 +342,51 @@ def _write_file(path: str, value: str) -> None:
         os.close(fd)
 
 
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def _egress_listener(egress: dict) -> None:
+    """For a run whose one way out is the daemon's egress proxy (``egress.py``),
+    in the launcher, inside the run's fresh network namespace and before
+    anything of the run exists: bring ``lo`` up, listen on its
+    ``127.0.0.1:<port>`` and send the listening socket to the daemon over the
+    inherited socketpair end (``SCM_RIGHTS``); keep neither. ``_socket`` and
+    ``fcntl`` (C modules, well under a millisecond) are imported here only."""
+    import _socket
+    import fcntl
+
+    channel = int(egress["fd"])
+    try:
+        ctl = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+        try:
+            name = b"lo".ljust(16, b"\0")
+            ifreq = fcntl.ioctl(ctl.fileno(), SIOCGIFFLAGS, name + bytes(24))
+            flags = int.from_bytes(ifreq[16:18], sys.byteorder) | IFF_UP
+            fcntl.ioctl(ctl.fileno(), SIOCSIFFLAGS, name + flags.to_bytes(2, sys.byteorder) + bytes(22))
+        finally:
+            ctl.close()
+        listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", int(egress["port"])))
+            listener.listen(128)
+            sender = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, channel)
+            channel = -1  # the socket object owns it now
+            try:
+                fd = listener.fileno().to_bytes(4, sys.byteorder)
+                sender.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd)])
+            finally:
+                sender.close()
+        finally:
+            listener.close()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot set up the run's way to the registry: {exc.strerror or exc}") from None
+    finally:
+        if channel >= 0:
+            os.close(channel)
+
+
 def _full(paths: list[str]) -> str:
     """`` full=...`` for the tmpfs mounts with (almost) no free space left."""
     full = []
@@ -411,6 +460,8 @@ def main() -> None:
                 _write_file(path, str(os.getpid()))
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot join the run's cgroup ({path}): {exc.strerror}") from None
+        if spec.get("egress"):
+            _egress_listener(spec["egress"])
     except OSError as exc:
         report(f"E {exc.strerror or exc}")
         os.write(2, f"sandbox: setup failed: {exc}\n".encode(errors="replace"))

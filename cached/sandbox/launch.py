@@ -38,13 +38,17 @@ def _real(p: os.PathLike[str] | str) -> str:
     return os.path.realpath(os.fspath(p))
 
 
-def spec_payload(spec: SandboxSpec, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0) -> bytes:
+def spec_payload(
+    spec: SandboxSpec, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0, egress: dict[str, int] | None = None
+) -> bytes:
     """marshal (not json) because the init must start in milliseconds.
 
     ``cgroup_procs``: the run group's ``cgroup.procs`` files, which the launcher
     joins before anything else runs; ``parent``: the daemon's pid, which the
     launcher checks after setting its parent-death signal (if the daemon died
-    in between, it exits at once)."""
+    in between, it exits at once); ``egress``: the socketpair end and port of
+    the run's egress proxy (``egress.RunEgress.payload``), for a spec with
+    ``egress``."""
     ov = spec.overlay
     data = {
         "argv": list(spec.argv),
@@ -69,12 +73,14 @@ def spec_payload(spec: SandboxSpec, userns: bool, cgroup_procs: Sequence[str] = 
         "cgroups": [str(p) for p in cgroup_procs],
         "parent": int(parent),
         "tmp_size": int(spec.limits.tmp_bytes) if spec.limits is not None else 0,
+        "egress": dict(egress) if egress is not None else None,
     }
     return marshal.dumps(data)
 
 
 def namespace_launch(
-    spec: SandboxSpec, unshare: str, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0
+    spec: SandboxSpec, unshare: str, userns: bool, cgroup_procs: Sequence[str] = (), parent: int = 0,
+    egress: dict[str, int] | None = None,
 ) -> Launch:
     """The argv for ``fd`` to be appended by the caller (it owns the memfd)."""
     argv = [unshare]
@@ -86,7 +92,7 @@ def namespace_launch(
     # -I: ignore PYTHON* vars and user site; -S: no site import (fast, and the
     # venv's .pth files are irrelevant: enter.py uses only the stdlib).
     argv += ["--", sys.executable, "-I", "-S", "-B", ENTER_SCRIPT]
-    return Launch(argv=argv, payload=spec_payload(spec, userns, cgroup_procs, parent))
+    return Launch(argv=argv, payload=spec_payload(spec, userns, cgroup_procs, parent, egress))
 
 
 def make_spec_fd(payload: bytes) -> int:

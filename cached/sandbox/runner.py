@@ -2,7 +2,10 @@
 
 Modes:
 - ``namespaces`` (and ``auto``, which insists on it): the child runs inside
-  fresh mount/pid/ipc/uts(/net) namespaces set up by ``enter.py``. As root the
+  fresh mount/pid/ipc/uts(/net) namespaces set up by ``enter.py``. A spec
+  with ``egress`` gets a network namespace whose one way out is the
+  daemon's proxy to the registry, served for the run's lifetime
+  (``egress.py``). As root the
   command runs as ``spec.uid``; otherwise in a user namespace where the
   daemon's uid is a capability-less root (``spec.uid``/``gid`` are ignored).
 - ``off``: UNSAFE, no isolation at all: the argv runs directly with
@@ -42,6 +45,7 @@ import signal
 import time
 
 from .cgroups import Cgroups, CgroupsUnavailable, RunGroup, format_bytes
+from .egress import RunEgress, egress_fds, open_egress
 from .launch import LAUNCHER_ENV, find_unshare, make_spec_fd, namespace_launch, read_status
 from .probe import SandboxCapabilities, probe_sandbox
 from .ring import DEFAULT_TAIL_LINES, LineSplitter, Tail
@@ -126,7 +130,13 @@ class Sandbox:
         self._check(spec)
         started = time.monotonic()
         tail = Tail(self._tail_lines)
-        proc, spec_fd, status_offset, group = await self._spawn(spec)
+        egress, spec = open_egress(spec, sink, tail, namespaced=self.mode != "off")  # spec.egress: the proxy (egress.py)
+        try:
+            proc, spec_fd, status_offset, group = await self._spawn(spec, egress=egress)
+        except BaseException:
+            if egress is not None:
+                await asyncio.shield(egress.close())
+            raise
         log.debug("sandbox: started pid %d: %s", proc.pid, spec.argv)
         try:
             timed_out = await self._supervise(proc, spec, sink, tail, group)
@@ -153,6 +163,8 @@ class Sandbox:
         finally:
             if spec_fd >= 0:
                 os.close(spec_fd)
+            if egress is not None:
+                await asyncio.shield(egress.close())
             if group is not None:
                 await asyncio.shield(_close_group(group))
 
@@ -188,7 +200,7 @@ class Sandbox:
             raise SandboxError(f"cannot create the run's cgroup: {e}") from e
 
     async def _spawn(
-        self, spec: SandboxSpec, stdin: int = asyncio.subprocess.DEVNULL
+        self, spec: SandboxSpec, stdin: int = asyncio.subprocess.DEVNULL, egress: RunEgress | None = None,
     ) -> tuple[asyncio.subprocess.Process, int, int, RunGroup | None]:
         """Start the child (``off``) or the launcher; returns the process, the
         spec memfd (-1 in ``off`` mode), where the status line will be and the
@@ -203,12 +215,15 @@ class Sandbox:
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv, env=dict(spec.env), cwd=spec.workspace, **pipes
             )
+            if egress is not None:
+                egress.launched()
             return proc, -1, 0, None
         assert self._unshare is not None
         group = self._group(spec)
         launch = namespace_launch(
             spec, self._unshare, self._userns,
             cgroup_procs=group.procs_files if group is not None else (), parent=os.getpid(),
+            egress=egress.payload if egress is not None else None,
         )
         try:
             spec_fd = make_spec_fd(launch.payload)
@@ -218,7 +233,7 @@ class Sandbox:
             raise
         try:
             proc = await asyncio.create_subprocess_exec(
-                *launch.argv, str(spec_fd), env=dict(LAUNCHER_ENV), pass_fds=(spec_fd,), **pipes
+                *launch.argv, str(spec_fd), env=dict(LAUNCHER_ENV), pass_fds=(spec_fd, *egress_fds(egress)), **pipes
             )
         except BaseException:
             os.close(spec_fd)
@@ -226,6 +241,8 @@ class Sandbox:
                 group.kill_now()
                 group.remove_now()
             raise
+        if egress is not None:
+            egress.launched()  # the launcher has its end: serve what it sends
         return proc, spec_fd, len(launch.payload), group
 
     async def _supervise(

@@ -11,7 +11,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .egress import EgressPolicy
 
 
 class SandboxUnavailable(RuntimeError):
@@ -75,6 +78,10 @@ class SandboxSpec:
     # None: no cgroup and uncapped tmpfs (only for callers without a daemon: the probe, tests)
     limits: RunLimits | None = None
     label: str = "run"  # names the run's cgroup: install, build, warm...
+    # a fetch step's one way out: its own network namespace (``network`` must be
+    # False) whose only route is the daemon's proxy to this origin (``egress.py``);
+    # honoured by ``Sandbox.run`` (elsewhere the run simply has no network)
+    egress: EgressPolicy | None = None
 
 
 @dataclass
@@ -125,6 +132,8 @@ def validate(spec: SandboxSpec) -> None:
             raise ValueError(f"bind source {src} does not exist")
     if spec.overlay is not None and not os.path.isdir(spec.overlay.lower):
         raise ValueError(f"overlay lower {spec.overlay.lower} is not a directory")
+    if spec.egress is not None and spec.network:
+        raise ValueError("a run with egress has its own network namespace: network must be False")
     if spec.timeout is not None and spec.timeout <= 0:
         raise ValueError("timeout must be positive")
     if spec.limits is not None:
