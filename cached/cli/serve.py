@@ -68,6 +68,7 @@ def _sandbox_options(serve: argparse.ArgumentParser) -> None:
 def _dependency_options(serve: argparse.ArgumentParser) -> None:
     g = serve.add_argument_group("dependencies", "npm, node_modules and the Vite cache")
     g.add_argument("--npm-cache", default="", help="npm's cache dir (default ROOT/npm-cache)")
+    g.add_argument("--registry", default="", metavar="URL", help="the npm registry packages come from, the one origin installs can reach (default: npm's `registry` setting for the daemon's user)")
     g.add_argument("--deps-import", default="auto", choices=["auto", "overlay", "hardlink", "copy", "symlink"],
                    help="how node_modules reaches a build (auto: overlay where it can be mounted, else hardlink; symlink changes sourcemap paths and needs --sandbox off)")
     g.add_argument("--allow-install-scripts", default="", help="comma-separated packages whose install scripts may run (default: none)")
@@ -122,7 +123,7 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
         npm_cache=Path(args.npm_cache) if args.npm_cache else None, drain_seconds=args.drain_seconds,
         deps_import=args.deps_import, resolution_ttl_s=args.resolution_ttl, vite_cache=not args.no_vite_cache,
         allow_install_scripts=tuple(p.strip() for p in args.allow_install_scripts.split(",") if p.strip()),
-        limits=Limits(only_tenant=args.single_tenant),
+        limits=Limits(only_tenant=args.single_tenant), registry=args.registry,
     )
     if args.max_children:
         config.max_children = args.max_children

@@ -11,7 +11,9 @@ the request's, and always installs devDependencies: its tree is shared by
 every tenant whose request has the same deps key. Before a tree is recorded
 it must hold the tools the build script runs (``vite`` in ``vite build``, as
 ``node_modules/.bin/vite``); a tree without them fails the install and is
-never recorded, so it cannot break the next tenant's build.
+never recorded, so it cannot break the next tenant's build. npm reaches the
+registry alone (the install step's egress, ``cached/sandbox/egress.py``), and
+the lockfile it installs from sends it nowhere else (``lockfile.py``).
 
 With the hardlink method (where overlays cannot be mounted) the
 workspace's node_modules shares inodes with the store's blobs, so a build
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cached.errors import BuildFailed
+from cached.deps.lockfile import registry_only
 from cached.execution.events import FlightEvents, Phase
 from cached.execution.scripts import script_steps, script_tools
 from cached.reasons import diff_maps
@@ -119,7 +122,7 @@ class Dependencies:
 
 
 class DependencyLayer:
-    def __init__(self, store: Store, steps: StepRunner, root: Path, *, npm_cache: Path, method: str, overlay_ok: bool, allow_scripts: tuple[str, ...] = ()) -> None:
+    def __init__(self, store: Store, steps: StepRunner, root: Path, *, npm_cache: Path, method: str, overlay_ok: bool, allow_scripts: tuple[str, ...] = (), registry: str = "") -> None:
         if method not in IMPORT_METHODS:
             raise ValueError(f"deps import method must be one of {IMPORT_METHODS}")
         self.store = store
@@ -127,6 +130,7 @@ class DependencyLayer:
         self.root = root
         self.npm_cache = npm_cache
         self.allow_scripts = allow_scripts
+        self.registry = registry  # where packages come from: lockfile entries resolved elsewhere are not followed
         self.commands = install_commands(allow_scripts)
         if method == "auto":
             method = "overlay" if overlay_ok else "hardlink"
@@ -219,16 +223,20 @@ class DependencyLayer:
             return record
 
     def _write_inputs(self, spec: BuildSpec, scratch: Path) -> None:
-        """Only what the deps key is made of: the install cannot depend on anything else."""
+        """Only what the deps key is made of: the install cannot depend on anything else.
+        The lockfile's copy never sends npm anywhere but the registry (``lockfile.py``)."""
         for f in spec.files:
             if f.path in ("package.json", "package-lock.json", ".npmrc") or f.path.startswith("patches/"):
                 target = scratch / f.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if f.content is not None:
-                    target.write_bytes(f.content)
+                    data = f.content
                 else:
                     with self.store.blobs.open(f.digest) as src:
-                        target.write_bytes(src.read())
+                        data = src.read()
+                if f.path == "package-lock.json" and self.registry:
+                    data = registry_only(data, self.registry)
+                target.write_bytes(data)
 
     def _ingest(self, node_modules: Path) -> tuple[Digest, Any]:
         with self.store.ingesting():

@@ -3,7 +3,11 @@
 The global semaphore is held only while a child runs, so a build waiting for
 another's install never holds a slot. Every child runs under the daemon's
 ``RunLimits`` (its own cgroup); one stopped by a limit is ``LimitExceeded``
-naming the limit and the ``cached serve`` option that raises it. Output lines go to the build's events
+naming the limit and the ``cached serve`` option that raises it. A step with
+``network=True`` (npm's install and resolution) reaches the registry and
+nothing else: it runs in a network namespace of its own whose one way out is
+the daemon's egress proxy to the registry (``cached/sandbox/egress.py``); no
+step ever gets the host's network. Output lines go to the build's events
 and to a bounded in-memory log; the full log is stored as a blob with the
 result.
 """
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from cached.errors import BuildFailed, BuildTimeout, LimitExceeded
 from cached.sandbox import Overlay, RunLimits, RunResult, Sandbox, SandboxSpec
+from cached.sandbox.egress import EgressPolicy
 
 log = logging.getLogger("cached.execution.steps")
 
@@ -60,8 +65,9 @@ class _Sink:
 
 class StepRunner:
     def __init__(self, sandbox: Sandbox, slots: asyncio.Semaphore, hide: Sequence[Path], uid: int, gid: int,
-                 limits: RunLimits | None = None) -> None:
+                 limits: RunLimits | None = None, egress: EgressPolicy | None = None) -> None:
         self.sandbox = sandbox
+        self.egress = egress  # the registry: the one origin a step with network=True reaches
         self.limits = limits
         self.slots = slots
         self.hide = tuple(hide)
@@ -83,13 +89,18 @@ class StepRunner:
         overlay: Overlay | None = None,
         what: str,
     ) -> RunResult:
-        """Runs one child; raises BuildFailed (with the log tail) or BuildTimeout."""
+        """Runs one child; raises BuildFailed (with the log tail) or BuildTimeout.
+
+        ``network``: the step fetches packages, so it reaches the registry
+        (``self.egress``) and nothing else; without it, no network at all."""
+        if network and self.egress is None:
+            raise ValueError(f"{what} fetches packages, but no registry was configured for the steps")
         async with self.slots:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BuildTimeout(f"the build's deadline passed before {what} could start")
             spec = SandboxSpec(
-                argv=argv, workspace=workspace, env=env, network=network, hide=self.hide,
+                argv=argv, workspace=workspace, env=env, network=False, egress=self.egress if network else None, hide=self.hide,
                 binds=tuple(binds), overlay=overlay, uid=self.uid, gid=self.gid, timeout=remaining,
                 limits=self.limits, label=source,
             )

@@ -120,7 +120,7 @@ class BuildPipeline:
         npm_cache = Path(settings.npm.cache_dir)
         self.deps = DependencyLayer(
             store, steps, settings.root, npm_cache=npm_cache, method=settings.deps_import,
-            overlay_ok=settings.overlay_available, allow_scripts=settings.allow_install_scripts,
+            overlay_ok=settings.overlay_available, allow_scripts=settings.allow_install_scripts, registry=settings.npm.registry,
         )
         self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
         self.vite_cache = ViteCache(store) if settings.vite_cache else None

@@ -34,6 +34,7 @@ from cached.warm import WarmSettings
 from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
 from cached.sandbox import RunLimits, Sandbox, root_id
+from cached.sandbox.egress import EgressPolicy
 from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
@@ -69,10 +70,11 @@ class DaemonConfig:
     warm: WarmSettings = field(default_factory=WarmSettings)  # warm builders; max_builders=0 turns them off
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
     run_limits: RunLimits = field(default_factory=RunLimits)  # each install, build and warm builder (its own cgroup)
+    registry: str = ""  # where packages come from, the one origin installs reach; default: npm's `registry` setting
 
 
-def npm_settings(cache_dir: Path) -> NpmSettings:
-    """The registry and CA come from the npm configuration of the daemon's user, read once."""
+def npm_settings(cache_dir: Path, registry: str = "") -> NpmSettings:
+    """The registry (unless given) and CA come from the npm configuration of the daemon's user, read once."""
     def get(key: str) -> str:
         try:
             out = subprocess.run(["npm", "config", "get", key], capture_output=True, text=True, timeout=60)
@@ -81,7 +83,7 @@ def npm_settings(cache_dir: Path) -> NpmSettings:
         value = out.stdout.strip()
         return "" if value in ("null", "undefined") else value
     return NpmSettings(
-        cache_dir=str(cache_dir), registry=get("registry"), cafile=get("cafile"),
+        cache_dir=str(cache_dir), registry=registry or get("registry"), cafile=get("cafile"),
         extra_ca_certs=os.environ.get("NODE_EXTRA_CA_CERTS", ""),
     )
 
@@ -111,7 +113,11 @@ class Daemon:
         npm_cache = (config.npm_cache or root / "npm-cache").resolve()
         npm_cache.mkdir(parents=True, exist_ok=True)
         shutil.chown(npm_cache, config.sandbox_uid, config.sandbox_gid) if os.geteuid() == 0 else None
-        self.npm = npm_settings(npm_cache)
+        self.npm = npm_settings(npm_cache, config.registry)
+        if not self.npm.registry:
+            raise ValueError("npm has no registry setting to read (`npm config get registry`): set `cached serve --registry URL`")
+        # installs reach this origin alone, through the sandbox's egress proxy
+        self.egress = EgressPolicy.for_registry(self.npm.registry)
         self.sandbox = Sandbox(config.sandbox)
         self.store = Store.open(
             root, digest_function=config.digest_function,
@@ -125,7 +131,7 @@ class Daemon:
         clear_scratch(root)
         overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
         hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
-        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits)
+        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits, egress=self.egress)
         self.operations = Operations(self.store, config.operate, self.toolchain, install_commands(config.allow_install_scripts))
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
             root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
