@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import uuid
 
 import grpc
 import pytest
@@ -76,7 +77,7 @@ def test_timeout_kills_the_build_and_is_deadline_exceeded(daemon: DaemonProcess)
     import subprocess
     import time
 
-    marker = "cached-timeout-marker-7731"
+    marker = f"cached-timeout-marker-{uuid.uuid4().hex[:12]}"  # unique: another run of this test on the machine must not match
     script = f"import {{ spawn }} from 'node:child_process'; spawn('sh', ['-c', 'sleep 300; echo {marker}'], {{ detached: true, stdio: 'ignore' }}); setTimeout(() => {{}}, 300000);"
     files = tiny_app(script, script=f"node build.mjs {marker}")
     seen: list[int] = []
