@@ -238,7 +238,7 @@ class EgressProxy:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
-        upstream: asyncio.StreamWriter | None = None
+        upstreams: list[asyncio.StreamWriter] = []  # closed here whatever ends the connection
         try:
             if self._closed:
                 return
@@ -253,50 +253,54 @@ class EgressProxy:
             if head is None:
                 return
             if head.method == "CONNECT":
-                upstream = await self._connect(head, reader, writer)
+                await self._connect(head, reader, writer, upstreams)
             else:
-                upstream = await self._forward(head, reader, writer)
+                await self._forward(head, reader, writer, upstreams)
         except asyncio.CancelledError:
             pass
         except (ConnectionError, OSError):
             pass
         finally:
             self._handlers.discard(task)  # type: ignore[arg-type]
-            for w in (writer, upstream):
-                if w is not None:
-                    with contextlib.suppress(Exception):
-                        w.close()
+            for w in (writer, *upstreams):
+                with contextlib.suppress(Exception):
+                    w.close()
 
-    async def _connect(self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> asyncio.StreamWriter | None:
+    async def _connect(
+        self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstreams: list[asyncio.StreamWriter]
+    ) -> None:
         target = parse_authority(head.target)
         if target is None or not self.policy.allows(*target):
             await self._refuse(writer, f"CONNECT {head.target}")
-            return None
+            return
         opened = await self._open_upstream(writer, f"CONNECT {head.target}")
         if opened is None:
-            return None
+            return
         up_reader, up_writer = opened
+        upstreams.append(up_writer)
         self.stats.allowed += 1
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await _join(self._copy(reader, up_writer, up=True), self._copy(up_reader, writer, up=False))
-        return up_writer
 
-    async def _forward(self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> asyncio.StreamWriter | None:
+    async def _forward(
+        self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstreams: list[asyncio.StreamWriter]
+    ) -> None:
         """Plain HTTP to an ``http`` registry: each request on the connection is checked, then sent in origin form."""
         parsed = absolute_target(head.target)
         if self.policy.tls or parsed is None or not self.policy.allows(parsed[0], parsed[1]):
             await self._refuse(writer, f"{head.method} {head.target}")
-            return None
+            return
         try:
             head.body_length()
         except BadRequest as e:
             await self._refuse(writer, f"{head.method} {head.target} ({e})")
-            return None
+            return
         opened = await self._open_upstream(writer, f"{head.method} {head.target}")
         if opened is None:
-            return None
+            return
         up_reader, up_writer = opened
+        upstreams.append(up_writer)
         self.stats.allowed += 1
 
         async def requests() -> None:
@@ -333,7 +337,6 @@ class EgressProxy:
                 up_writer.write_eof()
 
         await _join(requests(), self._copy(up_reader, writer, up=False))
-        return up_writer
 
     async def _open_upstream(self, writer: asyncio.StreamWriter, what: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:

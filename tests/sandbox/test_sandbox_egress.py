@@ -56,8 +56,9 @@ function viaProxy(name, request) { return new Promise((done) => {
   const s = net.connect({ host: '127.0.0.1', port: PROXY }); let data = ''; s.setTimeout(5000);
   const finish = (what) => { if (!(name in out)) out[name] = what; s.destroy(); done(); };
   s.on('connect', () => s.write(request));
-  s.on('data', (c) => { data += c; const end = data.indexOf('\r\n\r\n');
-    if (end >= 0) finish(data.split('\r\n')[0] + ' ' + data.slice(end + 4, end + 40)); });
+  s.on('data', (c) => { data += c; const end = data.indexOf('\r\n\r\n'); if (end < 0) return;
+    const length = /content-length: *(\d+)/i.exec(data.slice(0, end));  // wait for the whole body
+    if (!length || data.length - end - 4 >= Number(length[1])) finish(data.split('\r\n')[0] + ' ' + data.slice(end + 4, end + 40)); });
   s.on('error', (e) => finish('error ' + e.code));
   s.on('timeout', () => finish('timeout'));
   s.on('close', () => finish('closed ' + data));
@@ -222,3 +223,30 @@ def test_a_chunked_body_or_a_second_origin_on_a_kept_connection_is_not_forwarded
     assert asyncio.run(_exchange(proxy, chunked)).startswith(b"HTTP/1.1 403")
     assert (proxy.stats.refused, proxy.stats.allowed) == (1, 0) and len(registry.requests) == 1
     assert trap.connections == 0
+
+
+def test_closing_the_proxy_ends_every_tunnel_it_opened() -> None:
+    """A run's end (its proxy's close) closes the upstream side too, even of a tunnel both ends keep open."""
+    import socket
+
+    async def scenario() -> bytes:
+        upstream = socket.create_server(("127.0.0.1", 0))
+        upstream.setblocking(False)
+        loop = asyncio.get_running_loop()
+        proxy = EgressProxy(EgressPolicy("127.0.0.1", upstream.getsockname()[1], True), None)
+        listener = socket.create_server(("127.0.0.1", 0))
+        await proxy.serve(listener)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(f"CONNECT 127.0.0.1:{upstream.getsockname()[1]} HTTP/1.1\r\n\r\n".encode())
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 200")
+        conn, _ = await asyncio.wait_for(loop.sock_accept(upstream), 10)
+        writer.write(b"hello")
+        assert await asyncio.wait_for(loop.sock_recv(conn, 5), 10) == b"hello"
+        await proxy.close()  # the client still holds its end open
+        end = await asyncio.wait_for(loop.sock_recv(conn, 5), 10)
+        writer.close()
+        conn.close()
+        upstream.close()
+        return end
+
+    assert asyncio.run(scenario()) == b""
