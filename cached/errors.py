@@ -46,3 +46,11 @@ class LimitExceeded(BuildError):
 
 class ShuttingDown(BuildError):
     """The daemon is draining and takes no new builds. -> UNAVAILABLE"""
+
+
+class NotFound(BuildError):
+    """What the request names is not in the store for this tenant (a blob, an action). -> NOT_FOUND"""
+
+
+class DataLoss(BuildError):
+    """A blob in the store no longer matches its digest: nothing of it passes for that digest. -> DATA_LOSS"""

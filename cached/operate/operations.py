@@ -20,6 +20,7 @@ from cached.operate.gc import AutoCollector, GarbageCollector
 from cached.operate.looplag import LoopLag
 from cached.operate.metrics import BuildMetrics
 from cached.operate.purge import Purger
+from cached.operate.stats import Stats, collect_stats
 from cached.operate.verify import Verifier
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
@@ -55,6 +56,10 @@ class Operations:
         await self.loop_lag.stop()
         await self.autocollect.stop()
         self.metrics.close()
+
+    def stats(self, builds: int = 0, action_hits: int = 0) -> Stats:
+        """The store's figures with this daemon's (``builds``/``action_hits``: the pipeline's counters). Blocking."""
+        return collect_stats(self.store, self.metrics, builds=builds, action_hits=action_hits, max_bytes=self.config.max_bytes)
 
     # -- BuildObserver -----------------------------------------------------------------
     def app_recorded(

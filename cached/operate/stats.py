@@ -4,15 +4,78 @@ Bytes per app are what its entries name (an entry's size is its blobs and
 trees), so a blob shared by two entries counts in both: the totals come from
 the store itself, deduplicated. Entries belong to the app that made them; an
 action entry another app of the tenant hits stays its maker's.
+
+The answer is plain data (``Stats``): the Admin servicer turns it into a
+response. This module knows nothing of the API; it reads every entry, so call
+``collect_stats`` from a worker thread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cached.operate.metrics import BuildMetrics
 from cached.store import Store
-from cached.v1 import admin_pb2
+
+
+def rate(hits: int, builds: int) -> float:
+    return hits / builds if builds else 0.0
+
+
+@dataclass
+class AppUsage:
+    tenant: str
+    app: str
+    last_action_key: str = ""
+    last_build_unix_ms: int = 0
+    bytes: int = 0
+    entries: int = 0
+    builds: int = 0
+    action_hits: int = 0
+    builds_failed: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        return rate(self.action_hits, self.builds)
+
+
+@dataclass
+class TenantUsage:
+    tenant: str
+    bytes: int = 0
+    entries: int = 0
+    apps: int = 0
+    builds: int = 0
+    action_hits: int = 0
+    last_build_unix_ms: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        return rate(self.action_hits, self.builds)
+
+
+@dataclass
+class Stats:
+    """The store's totals, entries by kind, and the figures of every tenant and app (sorted)."""
+
+    blob_count: int
+    bytes: int
+    actions: int
+    apps: int
+    digest_function: str
+    builds: int  # Build calls answered since start
+    action_hits: int
+    builds_failed: int
+    evictions: int
+    max_bytes: int  # the configured cap, 0 for none
+    metrics_address: str  # "" when metrics are off
+    entries: dict[str, int] = field(default_factory=dict)
+    app_stats: list[AppUsage] = field(default_factory=list)
+    tenant_stats: list[TenantUsage] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float:
+        return rate(self.action_hits, self.builds)
 
 
 @dataclass
@@ -21,12 +84,9 @@ class _Usage:
     entries: int = 0
 
 
-def _rate(hits: int, builds: int) -> float:
-    return hits / builds if builds else 0.0
-
-
-def fill_stats(response: admin_pb2.StatsResponse, store: Store, metrics: BuildMetrics) -> None:
-    """Adds entries by kind and per-tenant/app figures to a StatsResponse (which has the totals)."""
+def collect_stats(store: Store, metrics: BuildMetrics, *, builds: int, action_hits: int, max_bytes: int) -> Stats:
+    """Reads the totals (O(1)), then every root entry and app record once (a worker thread)."""
+    totals = store.stats()
     usage: dict[str, _Usage] = {}
     entries: dict[str, int] = {}
     for e in store.iter_roots():
@@ -35,30 +95,29 @@ def fill_stats(response: admin_pb2.StatsResponse, store: Store, metrics: BuildMe
             u = usage.setdefault(e.owner, _Usage())
             u.bytes += e.size
             u.entries += 1
-    response.entries.update(entries)
     counters = metrics.app_counters()
     records = store.apps.all()
-    tenants: dict[str, admin_pb2.TenantStats] = {}
+    apps: list[AppUsage] = []
+    tenants: dict[str, TenantUsage] = {}
     for owner in sorted(set(records) | set(counters) | set(usage)):
         tenant, _, app = owner.partition("/")
         record, c, u = records.get(owner), counters.get(owner), usage.get(owner, _Usage())
-        builds, hits = (c.builds, c.action_hits) if c else (0, 0)
+        app_builds, hits = (c.builds, c.action_hits) if c else (0, 0)
         last = max(c.last_build_unix_ms if c else 0, record.last_build_unix_ms if record else 0)
-        response.app_stats.append(admin_pb2.AppStats(
+        apps.append(AppUsage(
             tenant=tenant, app=app, last_action_key=record.last_action_key if record else "", last_build_unix_ms=last,
-            bytes=u.bytes, entries=u.entries, builds=builds, action_hits=hits, hit_rate=_rate(hits, builds),
-            builds_failed=c.failed if c else 0,
+            bytes=u.bytes, entries=u.entries, builds=app_builds, action_hits=hits, builds_failed=c.failed if c else 0,
         ))
-        t = tenants.setdefault(tenant, admin_pb2.TenantStats(tenant=tenant))
+        t = tenants.setdefault(tenant, TenantUsage(tenant=tenant))
         t.bytes += u.bytes
         t.entries += u.entries
         t.apps += 1
-        t.builds += builds
+        t.builds += app_builds
         t.action_hits += hits
         t.last_build_unix_ms = max(t.last_build_unix_ms, last)
-    for t in tenants.values():
-        t.hit_rate = _rate(t.action_hits, t.builds)
-    response.tenant_stats.extend(tenants[k] for k in sorted(tenants))
-    response.hit_rate = _rate(response.action_hits, response.builds)
-    response.builds_failed = metrics.failed_total
-    response.evictions = metrics.evicted_total
+    return Stats(
+        blob_count=totals.blobs, bytes=totals.bytes, actions=totals.roots.get(store.actions.kind, 0), apps=totals.apps,
+        digest_function=store.hasher.function, builds=builds, action_hits=action_hits,
+        builds_failed=metrics.failed_total, evictions=metrics.evicted_total, max_bytes=max_bytes,
+        metrics_address=metrics.address, entries=entries, app_stats=apps, tenant_stats=[tenants[k] for k in sorted(tenants)],
+    )

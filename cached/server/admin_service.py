@@ -17,33 +17,21 @@ from cached.pipeline.pipeline import BuildPipeline
 from cached.execution.steps import StepRunner
 from cached.operate.operations import Operations
 from cached.operate.purge import PurgeSelector
-from cached.operate.stats import fill_stats
-from cached.store import Store
+from cached.operate.stats import Stats
 from cached.v1 import admin_pb2, admin_pb2_grpc
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, store: Store, pipeline: BuildPipeline, steps: StepRunner, root: Path, operations: Operations) -> None:
-        self.store = store
+    def __init__(self, pipeline: BuildPipeline, steps: StepRunner, root: Path, operations: Operations) -> None:
         self.pipeline = pipeline
         self.steps = steps
         self.root = root
         self.ops = operations
 
     async def Stats(self, request: admin_pb2.StatsRequest, context: grpc.aio.ServicerContext) -> admin_pb2.StatsResponse:
-        return await asyncio.to_thread(self._stats)
-
-    def _stats(self) -> admin_pb2.StatsResponse:
-        stats = self.store.stats()
-        response = admin_pb2.StatsResponse(
-            blobs=stats.blobs, bytes=stats.bytes, actions=stats.roots.get(self.store.actions.kind, 0), apps=stats.apps,
-            digest_function=self.store.hasher.function, root=str(self.root),
-            processes_started=self.steps.processes_started, builds=self.pipeline.counters.builds,
-            action_hits=self.pipeline.counters.action_hits, max_bytes=self.ops.config.max_bytes,
-            metrics_address=self.ops.metrics.address,
-        )
-        fill_stats(response, self.store, self.ops.metrics)  # entries by kind, per tenant and app
-        return response
+        counters = self.pipeline.counters
+        stats = await asyncio.to_thread(self.ops.stats, counters.builds, counters.action_hits)  # reads every entry
+        return stats_response(stats, root=str(self.root), processes_started=self.steps.processes_started)
 
     async def Purge(self, request: admin_pb2.PurgeRequest, context: grpc.aio.ServicerContext) -> admin_pb2.PurgeResponse:
         try:
@@ -82,3 +70,23 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if not response.found:
             await context.abort(grpc.StatusCode.NOT_FOUND, response.summary)
         return response
+
+
+def stats_response(stats: Stats, *, root: str, processes_started: int) -> admin_pb2.StatsResponse:
+    response = admin_pb2.StatsResponse(
+        blobs=stats.blob_count, bytes=stats.bytes, actions=stats.actions, apps=stats.apps, digest_function=stats.digest_function,
+        root=root, processes_started=processes_started, builds=stats.builds, action_hits=stats.action_hits,
+        hit_rate=stats.hit_rate, builds_failed=stats.builds_failed, evictions=stats.evictions, max_bytes=stats.max_bytes,
+        metrics_address=stats.metrics_address,
+    )
+    response.entries.update(stats.entries)
+    response.app_stats.extend(admin_pb2.AppStats(
+        tenant=a.tenant, app=a.app, last_action_key=a.last_action_key, last_build_unix_ms=a.last_build_unix_ms,
+        bytes=a.bytes, entries=a.entries, builds=a.builds, action_hits=a.action_hits, hit_rate=a.hit_rate,
+        builds_failed=a.builds_failed,
+    ) for a in stats.app_stats)
+    response.tenant_stats.extend(admin_pb2.TenantStats(
+        tenant=t.tenant, bytes=t.bytes, entries=t.entries, apps=t.apps, builds=t.builds, action_hits=t.action_hits,
+        hit_rate=t.hit_rate, last_build_unix_ms=t.last_build_unix_ms,
+    ) for t in stats.tenant_stats)
+    return response

@@ -5,35 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import grpc
 
 from cached.errors import BuildError, ShuttingDown
 from cached.execution.events import EventStream, Phase
+from cached.pipeline.deploys import Deploys
 from cached.pipeline.intake import Intake
 from cached.pipeline.pipeline import BuildPipeline
-from cached.request.spec import Limits
 from cached.server.auth import authorize_tenant
 from cached.server.status import status_for
-from cached.store import Store
 from cached.v1 import cached_pb2, cached_pb2_grpc
-
-if TYPE_CHECKING:
-    from cached.server.deploy_service import BuildDeploys
 
 log = logging.getLogger("cached.server.builder")
 
 
 class BuilderService(cached_pb2_grpc.BuilderServicer):
-    def __init__(
-        self, pipeline: BuildPipeline, store: Store, limits: Limits, deploys: "BuildDeploys | None" = None, intake: Intake | None = None,
-    ) -> None:
+    def __init__(self, pipeline: BuildPipeline, intake: Intake, deploys: Deploys | None = None) -> None:
         self.pipeline = pipeline
+        self.intake = intake  # request to spec; files by digest and key files, off the event loop
         self.deploys = deploys  # runs the deploy a request asks for, after its result
-        self.store = store
-        self.limits = limits
-        self.intake = intake or Intake(store, limits)  # request to spec; files by digest and key files, off the event loop
         self.accepting = True
 
     async def Build(self, request: cached_pb2.BuildRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cached_pb2.BuildEvent]:

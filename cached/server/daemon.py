@@ -20,8 +20,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cached.content import ContentStore
 from cached.deps.layer import install_commands
 from cached.execution.environment import NpmSettings
+from cached.pipeline.deploys import Deploys, action_lookup
+from cached.pipeline.intake import Intake
 from cached.pipeline.pipeline import BuildPipeline, PipelineSettings
 from cached.request.spec import Limits
 from cached.execution.scratch import clear_scratch
@@ -39,7 +42,7 @@ from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
 from cached.server.content_service import ContentService
-from cached.server.deploy_service import BuildDeploys, DeployService, IndexHistory, action_lookup
+from cached.server.deploy_service import DeployService
 from cached.store import Store
 from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, deploy_pb2, deploy_pb2_grpc
 
@@ -139,8 +142,12 @@ class Daemon:
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
         ), observer=self.operations)
         self.rate_limiters = RateLimiters()  # Cloudflare's per-token limit, shared by every deploy of this daemon
-        self.deployer = Deployer(deploy_settings, self.store.blobs, IndexHistory(self.store), action_lookup(self.store), limiters=self.rate_limiters)
-        self.builder = BuilderService(self.pipeline, self.store, config.limits, BuildDeploys(self.deployer, self.store))
+        actions = action_lookup(self.store.actions)
+        self.deployer = Deployer(deploy_settings, self.store.blobs, self.store.deployments, actions, limiters=self.rate_limiters)
+        last_action = lambda tenant, app: getattr(self.pipeline.app_record(tenant, app), "last_action_key", None)  # noqa: E731
+        self.deploys = Deploys(self.deployer, actions, last_action)
+        self.content = ContentStore(self.store)
+        self.builder = BuilderService(self.pipeline, Intake(self.store, config.limits), self.deploys)
         if config.warm.enabled:
             self.pipeline.enable_warm(config.warm)
         self.server: grpc.aio.Server | None = None
@@ -154,10 +161,9 @@ class Daemon:
         ]
         server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(self.config.tokens)])  # always: it tells servicers who calls
         cached_pb2_grpc.add_BuilderServicer_to_server(self.builder, server)
-        cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.store, self.config.limits), server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.store, self.pipeline, self.steps, self.root, self.operations), server)
-        last_action = lambda tenant, app: getattr(self.pipeline.app_record(tenant, app), "last_action_key", None)  # noqa: E731
-        deploy_pb2_grpc.add_DeployerServicer_to_server(DeployService(self.deployer, self.store, last_action), server)
+        cached_pb2_grpc.add_ContentStoreServicer_to_server(ContentService(self.content, self.config.limits), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pipeline, self.steps, self.root, self.operations), server)
+        deploy_pb2_grpc.add_DeployerServicer_to_server(DeployService(self.deploys), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = service_names()
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
