@@ -85,7 +85,10 @@ def child_env(base: Mapping[str, str], request_env: Mapping[str, str], *, instal
     return env
 
 
-def fingerprint(base: Mapping[str, str]) -> str:
-    """The parts of the base that can change an output (not where the cache lives)."""
+def fingerprint(base: Mapping[str, str], view: str = "") -> str:
+    """The parts of the base that can change an output (not where the cache lives), and
+    ``view``: the fingerprint of what the sandbox shows of the host (``cached/sandbox/view.py``)."""
     stable = {k: v for k, v in base.items() if k not in ("npm_config_cache", "npm_config_cafile", "NODE_EXTRA_CA_CERTS", "npm_config_registry")}
+    if view:
+        stable = {**stable, "\0view": view}  # no variable's name holds a NUL
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]

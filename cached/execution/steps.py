@@ -24,6 +24,7 @@ from pathlib import Path
 from cached.errors import BuildFailed, BuildTimeout, LimitExceeded
 from cached.sandbox import Overlay, RunLimits, RunResult, Sandbox, SandboxSpec
 from cached.sandbox.egress import EgressPolicy
+from cached.sandbox.view import View
 
 log = logging.getLogger("cached.execution.steps")
 
@@ -65,8 +66,9 @@ class _Sink:
 
 class StepRunner:
     def __init__(self, sandbox: Sandbox, slots: asyncio.Semaphore, hide: Sequence[Path], uid: int, gid: int,
-                 limits: RunLimits | None = None, egress: EgressPolicy | None = None) -> None:
+                 limits: RunLimits | None = None, egress: EgressPolicy | None = None, view: View | None = None) -> None:
         self.sandbox = sandbox
+        self.view = view  # what every step sees of the host (cached/sandbox/view.py); None: all of it, read-only
         self.egress = egress  # the registry: the one origin a step with network=True reaches
         self.limits = limits
         self.slots = slots
@@ -102,7 +104,7 @@ class StepRunner:
             spec = SandboxSpec(
                 argv=argv, workspace=workspace, env=env, network=False, egress=self.egress if network else None, hide=self.hide,
                 binds=tuple(binds), overlay=overlay, uid=self.uid, gid=self.gid, timeout=remaining,
-                limits=self.limits, label=source,
+                limits=self.limits, label=source, view=self.view,
             )
             self.processes_started += 1
             log.info("child start", extra={"step": source, "argv": argv, "workspace": str(workspace)})

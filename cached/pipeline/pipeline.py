@@ -111,7 +111,7 @@ class BuildPipeline:
         self.hasher = store.hasher
         self.counters = Counters()
         self._base_env = base_env(toolchain, settings.npm)
-        self._sandbox_id = fingerprint(self._base_env)
+        self._sandbox_id = fingerprint(self._base_env, steps.view.fingerprint if getattr(steps, "view", None) else "")
         self._toolchain_id = toolchain.fingerprint  # a property that hashes: once, not per lookup
         self._flights: SingleFlight[_Built, Callable[[EventStream], None]] = SingleFlight()
         self._app_locks = _AppLocks()

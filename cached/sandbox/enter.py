@@ -21,15 +21,21 @@ Mount plan (all in the private mount namespace; nothing leaks to the host):
 
 1. a fresh ``/proc`` for the new pid namespace (the daemon is not in it);
 2. the overlay (lower read-only, writes land in upper) at its target;
-3. detached clones (``open_tree``) of the workspace and each extra bind source;
-4. an empty root-owned tmpfs over each hidden directory and a private 1777
+3. detached clones (``open_tree``) of the workspace and each extra bind source,
+   and with a ``view`` (``view.py``) of its binds (the toolchain, the ``/etc``
+   files, the ``/dev`` nodes) and of the run's own cgroup directories;
+4. an empty root-owned tmpfs over each hidden directory and, with a ``view``,
+   over every entry of ``/`` it does not keep (a file there covered by
+   ``/dev/null``), its files and symlinks written into those tmpfs mounts
+   only (never onto the host's filesystem); then a private 1777
    tmpfs at each ``tmpfs`` path, ``size=``-capped by the spec's ``tmp_size``;
-5. the clones moved back to their targets (parents first), so a workspace
-   under a hidden directory is visible while its siblings are not;
+5. the clones moved back to their targets (parents first; a file's mount
+   point made in the covering tmpfs), so a workspace under a hidden
+   directory is visible while its siblings are not;
 6. every mount made read-only recursively (``mount_setattr``), then only the
    workspace, the writable binds, the overlay and the tmpfs mounts made
-   writable again: the host (``/usr``, ``/var/tmp``, the daemon's home...) is
-   read-only whatever its permission bits say.
+   writable again: whatever the run sees of the host is read-only whatever
+   its permission bits say.
 
 Workspace ownership (root mode): before the mounts the workspace is chowned,
 recursively and without following symlinks or crossing into other mounts, to
@@ -72,7 +78,7 @@ import ctypes
 import marshal
 import os
 import sys
-from stat import S_ISDIR
+from stat import S_ISDIR, S_ISLNK
 
 # Syscall numbers of the "new mount API" are shared by all architectures.
 SYS_OPEN_TREE = 428
@@ -230,6 +236,60 @@ def _depth(path: str) -> int:
     return path.rstrip("/").count("/")
 
 
+def _inside(path: str, tops: list[str]) -> bool:
+    return any(path.startswith(top.rstrip("/") + "/") for top in tops)
+
+
+def _view_exposures(view: dict, spec: dict) -> list[tuple[str, str, bool]]:
+    """What the view binds back read-only: its own binds (the toolchain, the
+    /etc files, the /dev nodes), and the run's cgroup directories (where node
+    reads its memory limit) under the covered /sys."""
+    out = [(src, dst, False) for src, dst in view["binds"] if os.path.exists(src)]
+    if view.get("own_cgroups"):
+        dirs = sorted({os.path.dirname(p) for p in spec.get("cgroups") or ()})
+        out += [(d, d, False) for d in dirs if os.path.isdir(d)]
+    return out
+
+
+def _view_covers(view: dict, spec: dict, hide: list[str]) -> tuple[list[str], list[str]]:
+    """The directories to cover with an empty tmpfs and the files to cover with
+    /dev/null: ``hide``, every entry of / the view does not keep (but /proc,
+    the run's own, and the spec's tmpfs paths), and the view's own ``hide``.
+    Symlinks are left: they resolve into the view."""
+    keep = set(view["keep"]) | {"proc"}
+    dirs, files = list(hide), []
+    candidates = ["/" + name for name in sorted(os.listdir("/")) if name not in keep]
+    for path in candidates + list(view["hide"]):
+        if path in spec["tmpfs"]:
+            continue
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if S_ISDIR(mode):
+            dirs.append(path)
+        elif not S_ISLNK(mode):
+            files.append(path)
+    return dirs, files
+
+
+def _view_populate(view: dict, covered: list[str]) -> None:
+    """The view's written files and symlinks, made only in the tmpfs mounts it
+    covered (never on the host's filesystem)."""
+    for path, content in view["files"]:
+        if _inside(path, covered) and not os.path.lexists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, content)
+            finally:
+                os.close(fd)
+    for path, target in view["links"]:
+        if _inside(path, covered) and not os.path.lexists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(target, path)
+
+
 def setup(spec: dict) -> list[str]:
     """Build the namespace's filesystem view (see the module docstring);
     returns the private tmpfs mounts made."""
@@ -256,21 +316,40 @@ def setup(spec: dict) -> list[str]:
         writable.append(overlay["target"])
 
     exposures = [(workspace, workspace, True)] + [tuple(b) for b in spec["binds"]]
-    clones = [(_open_tree_clone(src), dst, rw) for src, dst, rw in exposures]
+    view = spec.get("view")
+    hide, masked = list(spec["hide"]), []
+    if view is not None:
+        exposures += _view_exposures(view, spec)
+        hide, masked = _view_covers(view, spec, hide)
+    clones = [(_open_tree_clone(src), dst, rw, os.path.isdir(src)) for src, dst, rw in exposures]
+    masks = [(_open_tree_clone("/dev/null"), path) for path in masked]
 
-    for hidden in spec["hide"]:
+    covered: list[str] = []
+    for hidden in hide:
         if os.path.isdir(hidden):
             _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k")
+            covered.append(hidden)
+    for fd, path in masks:
+        _move_mount(fd, path)
+        os.close(fd)
+    if view is not None:
+        _view_populate(view, covered)
     tmp_size = spec.get("tmp_size") or 0
     tmp_data = f"mode=1777,size={tmp_size}" if tmp_size else "mode=1777"
     for path in spec["tmpfs"]:
+        if not os.path.isdir(path) and _inside(path, covered):
+            os.makedirs(path)  # /dev/shm in the view's /dev
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmp_data)
             writable.append(path)
             mounted.append(path)
 
-    for fd, dst, rw in sorted(clones, key=lambda c: _depth(c[1])):
-        os.makedirs(dst, exist_ok=True)
+    for fd, dst, rw, is_dir in sorted(clones, key=lambda c: _depth(c[1])):
+        if is_dir:
+            os.makedirs(dst, exist_ok=True)
+        elif not os.path.lexists(dst):  # a file's mount point (the view's /etc, /dev)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
         _move_mount(fd, dst)
         os.close(fd)
 

@@ -74,6 +74,7 @@ def spec_payload(
         "parent": int(parent),
         "tmp_size": int(spec.limits.tmp_bytes) if spec.limits is not None else 0,
         "egress": dict(egress) if egress is not None else None,
+        "view": spec.view.payload() if spec.view is not None else None,
     }
     return marshal.dumps(data)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .launch import LAUNCHER_ENV, TOOL_PATH, find_unshare, make_spec_fd, namespace_launch
 from .spec import Overlay, SandboxSpec
+from .view import minimal_view
 
 _PROBE_TIMEOUT_S = 20.0
 
@@ -87,7 +88,8 @@ def probe_sandbox() -> SandboxCapabilities:
             d.mkdir()
         (lower / "probe").write_text("probe\n")
         os.chmod(tmp, 0o755)
-        plain = SandboxSpec(argv=[true], workspace=ws, env={"PATH": TOOL_PATH}, timeout=_PROBE_TIMEOUT_S)
+        # with the builds' minimal view of the host (view.py): where it cannot be made, nothing runs
+        plain = SandboxSpec(argv=[true], workspace=ws, env={"PATH": TOOL_PATH}, timeout=_PROBE_TIMEOUT_S, view=minimal_view())
         why = _run_probe(plain, unshare, userns)
         if why is not None:
             return SandboxCapabilities(False, False, userns_ok, root, f"namespaces unusable: {why}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .egress import EgressPolicy
+    from .view import View
 
 
 class SandboxUnavailable(RuntimeError):
@@ -82,6 +83,10 @@ class SandboxSpec:
     # False) whose only route is the daemon's proxy to this origin (``egress.py``);
     # honoured by ``Sandbox.run`` (elsewhere the run simply has no network)
     egress: EgressPolicy | None = None
+    # what the run sees of the host (``view.py``): the system, the toolchain, a
+    # minimal /etc and /dev, nothing else; None: the whole host, read-only
+    # (callers without a daemon: the probe's overlay check, tests)
+    view: View | None = None
 
 
 @dataclass
@@ -114,6 +119,8 @@ def validate(spec: SandboxSpec) -> None:
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ValueError(f"invalid environment variable {key!r}")
     paths = [spec.workspace, *spec.hide, *spec.tmpfs]
+    if spec.view is not None:
+        paths += spec.view.paths()
     for src, dst, _rw in spec.binds:
         paths += [src, dst]
     if spec.overlay is not None:

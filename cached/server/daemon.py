@@ -38,6 +38,7 @@ from cached.operate.config import OperateConfig
 from cached.operate.operations import Operations
 from cached.sandbox import RunLimits, Sandbox, root_id
 from cached.sandbox.egress import EgressPolicy
+from cached.sandbox.view import View, minimal_view
 from cached.server.admin_service import AdminService
 from cached.server.auth import AuthInterceptor, Tokens, check_listen, load_token_file
 from cached.server.builder_service import BuilderService
@@ -133,8 +134,9 @@ class Daemon:
             raise
         clear_scratch(root)
         overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
-        hide = [root] + ([] if npm_cache.is_relative_to(root) else [])
-        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits, egress=self.egress)
+        hide = [root] + ([] if npm_cache.is_relative_to(root) else [npm_cache])
+        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits, egress=self.egress,
+                                view=self._view() if self.sandbox.mode != "off" else None)
         self.operations = Operations(self.store, config.operate, self.toolchain, install_commands(config.allow_install_scripts))
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
             root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
@@ -153,6 +155,17 @@ class Daemon:
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+
+    def _view(self) -> View:
+        """What every child sees of the host (cached/sandbox/view.py): the toolchain, the system, a
+        minimal /etc and /dev, its own workspace, overlay and binds; never this daemon's code, root,
+        log, config or credentials."""
+        config = self.config
+        return minimal_view(
+            node_path=self.toolchain.node_path, npm_path=self.toolchain.npm_path, uid=config.sandbox_uid, gid=config.sandbox_gid,
+            files=(self.npm.cafile, self.npm.extra_ca_certs),
+            private=[str(p) for p in (config.token_file, config.deploy.token_file, config.deploy.r2_credentials_file) if p],
+        )
 
     async def start(self) -> int:
         options = [

@@ -287,8 +287,8 @@ class WarmLayer:
         sandbox_spec = SandboxSpec(
             argv=[self.node_path, str(DRIVER), spec.mode if spec.mode != "production" else ""],
             workspace=workspace, env=env, network=False, hide=self.steps.hide,
-            binds=((DRIVER.parent, DRIVER.parent, False),), overlay=overlay, uid=self.steps.uid, gid=self.steps.gid,
-            limits=self.steps.limits, label="warm",
+            binds=((DRIVER, DRIVER, False),), overlay=overlay, uid=self.steps.uid, gid=self.steps.gid,
+            limits=self.steps.limits, label="warm", view=self.steps.view,
         )
         route = _Route()
         remaining = deadline - time.monotonic()
