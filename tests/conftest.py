@@ -1,4 +1,4 @@
-"""Session-wide fixtures: one npm cache and one shared daemon for the whole run."""
+"""Fixtures of every test: one npm cache and one shared daemon for the whole run, daemons of one test, a trap listener."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from egress_support import Trap
 from support import DaemonProcess
 
 
@@ -40,3 +41,11 @@ def make_daemon(tmp_path: Path, npm_cache: Path) -> Iterator[Callable[..., Daemo
     for proc in started:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.stop()
+
+
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    """A listener on 127.0.0.1 standing for any other port of the host: it counts the connections made to it."""
+    t = Trap()
+    yield t
+    t.close()

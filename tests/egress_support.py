@@ -1,36 +1,14 @@
-"""Helpers of the egress tests: a registry and a trap, both on 127.0.0.1, and npm tarballs made on the spot."""
+"""Helpers of the egress tests: a registry and a trap, both on 127.0.0.1 (tarballs for the registry: ``support.npm_tarball``)."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import http.server
-import io
 import json
 import socket
-import tarfile
 import threading
-from collections.abc import Mapping
 
-
-def npm_tarball(name: str, version: str, files: Mapping[str, str | bytes], package: Mapping[str, object] | None = None) -> bytes:
-    """A package tarball as npm packs it (``package/`` prefix), byte-for-byte reproducible."""
-    manifest = {"name": name, "version": version, **(package or {})}
-    members: dict[str, tuple[bytes, int]] = {"package/package.json": (json.dumps(manifest).encode(), 0o644)}
-    for path, data in files.items():
-        members[f"package/{path}"] = (data.encode() if isinstance(data, str) else data, 0o644)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for path, (data, mode) in members.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mode, info.mtime = len(data), mode, 499162500
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
-
-
-def integrity(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+from support import integrity
 
 
 class Trap:

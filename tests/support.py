@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,23 +130,33 @@ writeFileSync("dist/index.html", `devtool ${own.version} NODE_ENV=${process.env.
 """
 
 
-def dev_tool_tarball(version: str = "1.0.0") -> bytes:
-    """An npm package tarball (``package/`` prefix, a bin), byte-for-byte reproducible."""
-    import gzip
-    import io
-    import tarfile
+def npm_tarball(
+    name: str, version: str, files: Mapping[str, str | bytes], package: Mapping[str, object] | None = None, *, executable: Collection[str] = ()
+) -> bytes:
+    """A package tarball as npm packs it (``package/`` prefix), byte-for-byte reproducible.
 
-    members = {
-        "package/package.json": (json.dumps({"name": "devtool", "version": version, "type": "module", "bin": {"devtool": "bin/devtool.js"}}).encode(), 0o644),
-        "package/bin/devtool.js": (DEV_TOOL_BIN.encode(), 0o755),
-    }
+    ``package`` adds to the package.json's name and version; the paths in
+    ``executable`` (a bin) get mode 755, the others 644."""
+    manifest = {"name": name, "version": version, **(package or {})}
+    members = {"package.json": json.dumps(manifest).encode(), **{p: d.encode() if isinstance(d, str) else d for p, d in files.items()}}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, (data, mode) in members.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 499162500
+        for path, data in members.items():
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size, info.mode, info.mtime = len(data), 0o755 if path in executable else 0o644, 499162500
             tar.addfile(info, io.BytesIO(data))
     return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def integrity(data: bytes) -> str:
+    """A lockfile's ``integrity`` of a tarball."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def dev_tool_tarball(version: str = "1.0.0") -> bytes:
+    """The devtool package: its bin and a package.json naming it."""
+    bin_path = "bin/devtool.js"
+    return npm_tarball("devtool", version, {bin_path: DEV_TOOL_BIN}, {"type": "module", "bin": {"devtool": bin_path}}, executable={bin_path})
 
 
 def dev_tool_app(*, name: str = "devtool-app", extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
@@ -150,18 +166,14 @@ def dev_tool_app(*, name: str = "devtool-app", extra: dict[str, bytes] | None = 
     (the deps key is made of them), and the lockfile points at it with
     ``file:``, so ``npm ci`` needs no network.
     """
-    import base64
-    import hashlib
-
     tarball = dev_tool_tarball()
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
     spec = "file:patches/devtool-1.0.0.tgz"
     package = {"name": name, "version": "1.0.0", "private": True, "scripts": {"build": "devtool build"}, "devDependencies": {"devtool": spec}}
     lock = {
         "name": name, "version": "1.0.0", "lockfileVersion": 3, "requires": True,
         "packages": {
             "": {"name": name, "version": "1.0.0", "devDependencies": {"devtool": spec}},
-            "node_modules/devtool": {"version": "1.0.0", "resolved": spec, "integrity": integrity, "dev": True, "bin": {"devtool": "bin/devtool.js"}},
+            "node_modules/devtool": {"version": "1.0.0", "resolved": spec, "integrity": integrity(tarball), "dev": True, "bin": {"devtool": "bin/devtool.js"}},
         },
     }
     files = {

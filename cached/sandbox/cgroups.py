@@ -46,6 +46,7 @@ import re
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .spec import RunLimits
@@ -57,6 +58,7 @@ V1_REQUIRED = ("memory", "pids", "freezer")
 V2_REQUIRED = ("memory", "pids")
 V2_ENABLE = ("memory", "pids", "cpu")
 _KILL_WAIT_S = 5.0
+_KILL_POLL_S = 0.01  # between the rounds of a kill
 _FREEZE_WAIT_S = 2.0
 _REMOVE_WAIT_S = 2.0
 _LABEL = re.compile(r"[^a-z0-9_]+")
@@ -427,30 +429,31 @@ class RunGroup:
             with contextlib.suppress(OSError):
                 _write(os.path.join(self.dirs[""], "cgroup.kill"), "1")
 
-    async def kill(self, timeout: float = _KILL_WAIT_S) -> int:
-        """SIGKILL everything in the group until it is empty; returns how many pids were seen."""
-        seen: set[int] = set()
+    def _killing(self, timeout: float, seen: set[int]) -> Iterator[None]:
+        """The rounds of a kill, adding the pids of each to ``seen``: yields
+        when the caller is to wait before the next, ends once the group is
+        empty (or gives up after ``timeout``)."""
         self._kill_v2()
         deadline = time.monotonic() + timeout
         while round_ := self._kill_round():
             seen.update(round_)
             if time.monotonic() > deadline:
                 log.error("cgroup %s: %d processes survived SIGKILL for %.0f s", self.name, len(round_), timeout)
-                break
-            await asyncio.sleep(0.01)
+                return
+            yield
+
+    async def kill(self, timeout: float = _KILL_WAIT_S) -> int:
+        """SIGKILL everything in the group until it is empty; returns how many pids were seen."""
+        seen: set[int] = set()
+        for _ in self._killing(timeout, seen):
+            await asyncio.sleep(_KILL_POLL_S)
         return len(seen)
 
     def kill_now(self, timeout: float = _KILL_WAIT_S) -> int:
         """The same, blocking (start-up only)."""
         seen: set[int] = set()
-        self._kill_v2()
-        deadline = time.monotonic() + timeout
-        while round_ := self._kill_round():
-            seen.update(round_)
-            if time.monotonic() > deadline:
-                log.error("cgroup %s: %d processes survived SIGKILL for %.0f s", self.name, len(round_), timeout)
-                break
-            time.sleep(0.01)
+        for _ in self._killing(timeout, seen):
+            time.sleep(_KILL_POLL_S)
         return len(seen)
 
     def remove_now(self) -> bool:

@@ -273,12 +273,10 @@ class EgressProxy:
         if target is None or not self.policy.allows(*target):
             await self._refuse(writer, f"CONNECT {head.target}")
             return
-        opened = await self._open_upstream(writer, f"CONNECT {head.target}")
+        opened = await self._open_upstream(writer, f"CONNECT {head.target}", upstreams)
         if opened is None:
             return
         up_reader, up_writer = opened
-        upstreams.append(up_writer)
-        self.stats.allowed += 1
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await _join(self._copy(reader, up_writer, up=True), self._copy(up_reader, writer, up=False))
@@ -296,12 +294,10 @@ class EgressProxy:
         except BadRequest as e:
             await self._refuse(writer, f"{head.method} {head.target} ({e})")
             return
-        opened = await self._open_upstream(writer, f"{head.method} {head.target}")
+        opened = await self._open_upstream(writer, f"{head.method} {head.target}", upstreams)
         if opened is None:
             return
         up_reader, up_writer = opened
-        upstreams.append(up_writer)
-        self.stats.allowed += 1
 
         async def requests() -> None:
             """Each request in turn; the first one refused ends the connection's
@@ -338,13 +334,21 @@ class EgressProxy:
 
         await _join(requests(), self._copy(up_reader, writer, up=False))
 
-    async def _open_upstream(self, writer: asyncio.StreamWriter, what: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _open_upstream(
+        self, writer: asyncio.StreamWriter, what: str, upstreams: list[asyncio.StreamWriter]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the registry for an allowed request, counted and added to
+        ``upstreams`` (the handler closes it); None, the client answered 502, if
+        the registry cannot be reached."""
         try:
-            return await asyncio.wait_for(asyncio.open_connection(self.policy.host, self.policy.port), CONNECT_TIMEOUT_S)
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(self.policy.host, self.policy.port), CONNECT_TIMEOUT_S)
         except (OSError, asyncio.TimeoutError) as e:
             log.warning("egress: cannot reach the registry", extra={"run": self.label, "request": what, "registry": self.policy.authority, "error": str(e)})
             await self._answer(writer, 502, f"cannot reach the registry {self.policy.authority}: {e}")
             return None
+        upstreams.append(up_writer)
+        self.stats.allowed += 1
+        return up_reader, up_writer
 
     async def _copy(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, up: bool) -> None:
         while True:

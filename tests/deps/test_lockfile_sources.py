@@ -21,8 +21,8 @@ from cached.deps.lockfile import ForeignSource, registry_only
 from cached.sandbox.egress import PROXY_PORT
 from cached.v1 import tree_pb2
 from cached_client import CachedError, Client
-from egress_support import LocalRegistry, Trap, integrity, npm_tarball
-from support import EXAMPLES, DaemonProcess, app_files, tiny_app
+from egress_support import LocalRegistry, Trap
+from support import EXAMPLES, DaemonProcess, app_files, integrity, npm_tarball, tiny_app
 
 PKG = "egresspkg"
 PROBE_PKG = "egressprobe"
@@ -39,13 +39,6 @@ def registry() -> Iterator[LocalRegistry]:
     reg = LocalRegistry()
     yield reg
     reg.close()
-
-
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    t = Trap()
-    yield t
-    t.close()
 
 
 @pytest.fixture(scope="module")

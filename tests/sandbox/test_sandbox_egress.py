@@ -35,13 +35,6 @@ def registry() -> Iterator[LocalRegistry]:
     reg.close()
 
 
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    t = Trap()
-    yield t
-    t.close()
-
-
 # Node: each probe prints one JSON line {name: outcome}; bounded by socket timeouts.
 PROBE = r"""
 const net = require('net');

@@ -15,37 +15,17 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cached.errors import LimitExceeded
 from cached.execution.steps import BuildLog, StepRunner
-from cached.sandbox import Cgroups, CgroupsUnavailable, RunLimits, Sandbox, SandboxCapabilities, SandboxSpec
+from cached.sandbox import Cgroups, CgroupsUnavailable, RunLimits, Sandbox, SandboxSpec
 from sbx_support import BASE_ENV, ListSink, processes_with, run
 
 SMALL = RunLimits(memory_bytes=96 << 20, pids=64, cpu_shares=512, tmp_bytes=16 << 20)
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cgroups() -> Iterator[Cgroups]:
-    try:
-        groups = Cgroups.open(f"test-{uuid.uuid4().hex[:12]}")
-    except CgroupsUnavailable as e:
-        pytest.skip(f"no usable cgroups here: {e}")
-    yield groups
-    groups.reclaim()
-    for parent in groups.parents.values():
-        os.rmdir(parent)
-
-
-@pytest.fixture(scope="module")
-def limited(capabilities: SandboxCapabilities, cgroups: Cgroups) -> Sandbox:
-    if not capabilities.namespaces or not capabilities.root:
-        pytest.skip(f"these tests expect root and namespaces: {capabilities.detail}")
-    return Sandbox("namespaces", capabilities=capabilities, cgroups=cgroups)
 
 
 def steps(sandbox: Sandbox, limits: RunLimits = SMALL) -> StepRunner:

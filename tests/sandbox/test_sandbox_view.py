@@ -18,14 +18,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cached.execution.environment import fingerprint
-from cached.sandbox import Cgroups, CgroupsUnavailable, RunLimits, Sandbox, SandboxCapabilities, SandboxSpec
+from cached.sandbox import RunLimits, Sandbox, SandboxSpec
 from cached.sandbox.view import DEV_LINKS, DEV_NODES, ETC, ETC_WRITTEN, KEEP, minimal_view
 from sbx_support import BASE_ENV, ListSink, run
 
@@ -148,25 +147,6 @@ def secrets(base: Path) -> list[str]:
         str(base / "npm-cache" / "_cacache" / "index-v5" / "aa" / "bb" / "entry"), str(base / "daemon.log"),
         str(base / "work" / "t" / "b" / "src" / "secret.ts"), *host,
     ]
-
-
-@pytest.fixture(scope="module")
-def cgroups() -> Iterator[Cgroups]:
-    try:
-        groups = Cgroups.open(f"test-{uuid.uuid4().hex[:12]}")
-    except CgroupsUnavailable as e:
-        pytest.skip(f"no usable cgroups here: {e}")
-    yield groups
-    groups.reclaim()
-    for parent in groups.parents.values():
-        os.rmdir(parent)
-
-
-@pytest.fixture(scope="module")
-def limited(capabilities: SandboxCapabilities, cgroups: Cgroups) -> Sandbox:
-    if not capabilities.namespaces or not capabilities.root:
-        pytest.skip(f"these tests expect root and namespaces: {capabilities.detail}")
-    return Sandbox("namespaces", capabilities=capabilities, cgroups=cgroups)
 
 
 def test_a_run_sees_the_system_the_toolchain_a_minimal_etc_and_dev_and_its_workspace(limited: Sandbox, base: Path) -> None:

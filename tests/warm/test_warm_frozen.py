@@ -10,13 +10,8 @@ appends to a file of the workspace, as a config or plugin could.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import io
 import json
 import os
-import tarfile
 import time
 from pathlib import Path
 
@@ -25,7 +20,7 @@ import pytest
 
 from cached.sandbox import Cgroups, CgroupsUnavailable, root_id
 from cached_client import BuildResult, CachedError, Client
-from support import DaemonProcess
+from support import DaemonProcess, integrity, npm_tarball
 
 FAKE_VITE = """
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -70,31 +65,18 @@ export default {};
 """
 
 
-def tarball(files: dict[str, tuple[bytes, int]]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, (data, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 499162500
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
-
-
 def stand_in_app(source: str, *, hang: bool = False) -> dict[str, bytes]:
-    package = {"name": "vite", "version": "0.0.0-stand-in", "type": "module", "exports": {".": "./index.js"}, "bin": {"vite": "bin/vite.js"}}
-    tgz = tarball({
-        "package/package.json": (json.dumps(package).encode(), 0o644),
-        "package/index.js": (FAKE_VITE.encode(), 0o644),
-        "package/bin/vite.js": (FAKE_VITE_BIN.encode(), 0o755),
-    })
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+    tgz = npm_tarball(
+        "vite", "0.0.0-stand-in", {"index.js": FAKE_VITE, "bin/vite.js": FAKE_VITE_BIN},
+        {"type": "module", "exports": {".": "./index.js"}, "bin": {"vite": "bin/vite.js"}}, executable={"bin/vite.js"},
+    )
     spec = "file:patches/vite-0.0.0-stand-in.tgz"
     app = {"name": "frozen-app", "version": "1.0.0", "private": True, "scripts": {"build": "vite build"}, "devDependencies": {"vite": spec}}
     lock = {
         "name": "frozen-app", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
         "packages": {
             "": {"name": "frozen-app", "version": "1.0.0", "devDependencies": {"vite": spec}},
-            "node_modules/vite": {"version": "0.0.0-stand-in", "resolved": spec, "integrity": integrity, "dev": True, "bin": {"vite": "bin/vite.js"}},
+            "node_modules/vite": {"version": "0.0.0-stand-in", "resolved": spec, "integrity": integrity(tgz), "dev": True, "bin": {"vite": "bin/vite.js"}},
         },
     }
     files = {
