@@ -195,9 +195,12 @@ class DependencyLayer:
             started = time.perf_counter()
             with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
                 for argv in self.commands:
+                    # Only npm's own fetch writes the cache every install shares; the rebuild step runs the
+                    # allowlisted packages' scripts, which must not plant anything there for the next tenant.
+                    writable = argv[1] != "rebuild"
                     await self.steps.run(
                         argv, source="install", workspace=scratch, env=env, network=True, deadline=deadline,
-                        emit=emit.log, build_log=BuildLog(), what=" ".join(argv[:2]), binds=[(self.npm_cache, self.npm_cache, True)],
+                        emit=emit.log, build_log=BuildLog(), what=" ".join(argv[:2]), binds=[(self.npm_cache, self.npm_cache, writable)],
                     )
             install_ms = (time.perf_counter() - started) * 1000
             node_modules = scratch / "node_modules"

@@ -26,6 +26,7 @@ from support import EXAMPLES, DaemonProcess, app_files, integrity, npm_tarball, 
 
 PKG = "egresspkg"
 PROBE_PKG = "egressprobe"
+CACHE_PROBE_PKG = "cacheprobe"
 
 COPY_PACKAGE = """
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -44,7 +45,7 @@ def registry() -> Iterator[LocalRegistry]:
 @pytest.fixture(scope="module")
 def local_daemon(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry) -> Iterator[DaemonProcess]:
     base = tmp_path_factory.mktemp("egress")
-    proc = DaemonProcess(base / "root", base / "npm-cache", args=["--registry", registry.url, "--allow-install-scripts", PROBE_PKG]).start()
+    proc = DaemonProcess(base / "root", base / "npm-cache", args=["--registry", registry.url, "--allow-install-scripts", f"{PROBE_PKG},{CACHE_PROBE_PKG}"]).start()
     yield proc
     proc.stop()
 
@@ -207,6 +208,28 @@ def test_an_install_script_reaches_no_port_of_the_host(local_daemon: DaemonProce
     assert probe["proxy_trap"] == "HTTP/1.1 403 Forbidden", probe
     assert probe["proxy_registry"] == "HTTP/1.1 200 Connection established", probe
     assert trap.connections == 0
+
+
+CACHE_PROBE = """
+const fs = require("node:fs"), path = require("node:path");
+const cache = process.env.npm_config_cache || "";
+let write;
+try { fs.writeFileSync(path.join(cache, "planted-by-an-install-script"), "x"); write = "written"; } catch (e) { write = "error " + e.code; }
+fs.writeFileSync("probe.json", JSON.stringify({ cache, write }));
+"""
+
+
+def test_an_install_script_cannot_write_the_npm_cache_every_install_shares(local_daemon: DaemonProcess, registry: LocalRegistry) -> None:
+    """The rebuild step runs allowlisted packages' scripts: the npm cache that the next tenant's install
+    reads is bound read-only there (only npm's own fetch writes it)."""
+    tarball = _publish(registry, "1.0.0", {"probe.js": CACHE_PROBE}, {"scripts": {"install": "node probe.js"}}, name=CACHE_PROBE_PKG)
+    files = _app("1.0.0", {"integrity": integrity(tarball), "hasInstallScript": True}, name=CACHE_PROBE_PKG)
+    with Client(local_daemon.address) as client:
+        result = client.build(files=files, app="cacheprobe", tenant="t1", env={"FROM": f"node_modules/{CACHE_PROBE_PKG}/probe.json"})
+        probe = json.loads(_output(client, "t1", result, "out.txt"))
+    assert probe["cache"] == str(local_daemon.npm_cache), probe  # the script did see the cache's path
+    assert probe["write"].startswith("error"), probe
+    assert not (local_daemon.npm_cache / "planted-by-an-install-script").exists()
 
 
 def test_examples_hello_installs_from_the_registry_through_the_proxy(make_daemon) -> None:  # type: ignore[no-untyped-def]
