@@ -270,3 +270,25 @@ def test_a_corrupt_output_blob_is_never_served_as_its_digest(make_daemon) -> Non
             client.read_blob("t1", _digest(html))
     assert e.value.code == grpc.StatusCode.DATA_LOSS
     assert "verify --repair" in e.value.details
+
+
+SYMLINK_OUTPUT = """
+import { mkdirSync, writeFileSync, symlinkSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+mkdirSync("dist", { recursive: true });
+writeFileSync("dist/index.html", "<h1>ok</h1>");
+if (process.env.KIND === "symlink") symlinkSync("/etc/passwd", "dist/passwd");
+if (process.env.KIND === "fifo") execFileSync("mkfifo", ["dist/pipe"]);
+"""
+
+
+@pytest.mark.parametrize("kind, words", [("symlink", "dist/passwd is a symlink"), ("fifo", "dist/pipe is not a regular file")])
+def test_a_symlink_or_special_file_in_the_output_dir_fails_the_build_and_caches_nothing(daemon: DaemonProcess, kind: str, words: str) -> None:
+    files = tiny_app(SYMLINK_OUTPUT)
+    with Client(daemon.address) as client:
+        actions = client.stats().actions
+        with pytest.raises(CachedError) as e:
+            client.build(files=files, app=f"out-{kind}", tenant="t1", env={"KIND": kind})
+        assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert words in e.value.details
+        assert client.stats().actions == actions
