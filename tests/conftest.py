@@ -1,14 +1,18 @@
-"""Fixtures of every test: one npm cache and one shared daemon for the whole run, daemons of one test, a trap listener."""
+"""Fixtures of every test: one npm cache and one shared daemon for the whole run, daemons of one test, a trap listener, Miniflare."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from egress_support import Trap
-from support import DaemonProcess
+from support import REPO, DaemonProcess
+
+MINIFLARE = REPO / "tools" / "miniflare"
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,14 @@ def trap() -> Iterator[Trap]:
     t = Trap()
     yield t
     t.close()
+
+
+@pytest.fixture(scope="session")
+def miniflare_tools() -> Path:
+    """Miniflare pinned in tools/miniflare, installed once with `npm ci` (node_modules is not committed)."""
+    if not (MINIFLARE / "node_modules" / "miniflare" / "package.json").is_file():
+        if shutil.which("npm") is None:
+            pytest.fail("npm is needed to install Miniflare for the deploy tests")
+        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=MINIFLARE, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"npm ci in {MINIFLARE} failed:\n{out.stderr[-3000:]}"
+    return MINIFLARE

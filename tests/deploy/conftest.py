@@ -7,8 +7,6 @@ or in children it starts (the daemon, Miniflare).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ from botocore.config import Config
 from cf_api import FakeCloudflare
 from support import REPO, DaemonProcess
 
-MINIFLARE = REPO / "tools" / "miniflare"
 R2_BUCKET = "cached-deploy-test"
 R2_KEY, R2_SECRET = "testing-access-key", "testing-secret-key"
 
@@ -35,17 +32,6 @@ class S3Server:
             "s3", endpoint_url=self.endpoint, region_name=region, aws_access_key_id=R2_KEY, aws_secret_access_key=R2_SECRET,
             config=Config(signature_version="s3v4", request_checksum_calculation="when_required", response_checksum_validation="when_required"),
         )
-
-
-@pytest.fixture(scope="session")
-def miniflare_tools() -> Path:
-    """Miniflare pinned in tools/miniflare, installed once with `npm ci` (node_modules is not committed)."""
-    if not (MINIFLARE / "node_modules" / "miniflare" / "package.json").is_file():
-        if shutil.which("npm") is None:
-            pytest.fail("npm is needed to install Miniflare for the deploy tests")
-        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=MINIFLARE, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, f"npm ci in {MINIFLARE} failed:\n{out.stderr[-3000:]}"
-    return MINIFLARE
 
 
 @pytest.fixture(scope="session")

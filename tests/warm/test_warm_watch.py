@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cached.deploy.local import miniflare_dir
 from cached.watch import is_ignored
 from support import DaemonProcess, tiny_app
 
@@ -92,8 +91,7 @@ def test_watch_rebuilds_on_save_sends_only_changed_files_and_stops_on_ctrl_c(dae
     assert next_event("stopped")["builds"] == 2
 
 
-@pytest.mark.skipif(not (miniflare_dir() / "node_modules" / "miniflare").is_dir(), reason="Miniflare is not installed in tools/miniflare")
-def test_watch_deploy_local_serves_the_latest_build(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_watch_deploy_local_serves_the_latest_build(daemon: DaemonProcess, tmp_path: Path, miniflare_tools: Path) -> None:
     import httpx
 
     app = tmp_path / "served"
