@@ -43,7 +43,7 @@ demo: $(STAMP) $(MINIFLARE_STAMP)
 	$(PY) -m cached.demo
 
 test: $(STAMP) deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

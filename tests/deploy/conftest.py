@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 
 from cf_api import FakeCloudflare
-from support import REPO, DaemonProcess
+from support import DaemonProcess
 
 R2_BUCKET = "cached-deploy-test"
 R2_KEY, R2_SECRET = "testing-access-key", "testing-secret-key"
