@@ -63,6 +63,8 @@ def _sandbox_options(serve: argparse.ArgumentParser) -> None:
     g.add_argument("--build-pids", type=int, default=512, help="processes and threads of each install, build and warm builder, pids.max (default 512)")
     g.add_argument("--build-cpu-shares", type=int, default=1024, help="CPU weight of each install, build and warm builder, cpu.shares (default 1024)")
     g.add_argument("--build-tmp-size", default="512MiB", metavar="SIZE", help="size of the RAM-backed /tmp and /dev/shm of each sandbox (default 512MiB)")
+    g.add_argument("--build-write-size", default="1GiB", metavar="SIZE", help="bytes a build may write into its workspace and node_modules together, the size of the RAM-backed mount they live on; 0: no cap, plain directories (default 1GiB)")
+    g.add_argument("--workspaces-kept", type=int, default=256, help="app workspaces kept mounted under --build-write-size; the least recently used beyond are dropped and rewritten by their next build (default 256)")
 
 
 def _dependency_options(serve: argparse.ArgumentParser) -> None:
@@ -137,7 +139,11 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
         config.run_limits = RunLimits(
             memory_bytes=parse_size(args.build_memory), pids=args.build_pids,
             cpu_shares=args.build_cpu_shares, tmp_bytes=parse_size(args.build_tmp_size),
+            write_bytes=parse_size(args.build_write_size),
         )
+        if args.workspaces_kept < 1:
+            raise ValueError("--workspaces-kept must be at least 1")
+        config.workspaces_kept = args.workspaces_kept
         config.run_limits.check()
         config.operate = OperateConfig(
             metrics_listen=args.metrics_listen, max_bytes=parse_size(args.max_size), low_watermark=args.gc_low_watermark,

@@ -1,8 +1,10 @@
 """Per-build scratch directories under the store root, removed when the build ends.
 
-They hold the overlay's upper and work dirs and the install dirs. They live on
-the store's filesystem so that what a build produced can be moved into the
-store without a copy, and are cleared at startup like ``tmp/``.
+They hold the install dirs, and the overlay's upper and work dirs when
+workspaces are not capped (with ``--build-write-size`` those are made on the
+app's own mount instead: ``workspaces.py``). They live on the store's
+filesystem so that what a build produced can be moved into the store without
+a copy, and are cleared at startup like ``tmp/``.
 """
 
 from __future__ import annotations

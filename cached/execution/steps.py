@@ -30,7 +30,7 @@ log = logging.getLogger("cached.execution.steps")
 
 MAX_LOG_BYTES = 4 << 20
 # The `cached serve` option that raises each limit a child can hit.
-LIMIT_OPTIONS = {"memory": "--build-memory", "pids": "--build-pids", "tmp": "--build-tmp-size"}
+LIMIT_OPTIONS = {"memory": "--build-memory", "pids": "--build-pids", "tmp": "--build-tmp-size", "write": "--build-write-size"}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from cached.errors import LimitExceeded
 from cached.request.spec import SourceFile
 from cached.digest import Digest, fast_digest
 
@@ -83,7 +84,19 @@ class Workspace:
         self._read_blob = read_blob
 
     def reconcile(self, files: tuple[SourceFile, ...]) -> ReconcileReport:
-        """Writes what differs, removes what the request does not name (node_modules and outputs included)."""
+        """Writes what differs, removes what the request does not name (node_modules and outputs included).
+        A workspace whose filesystem fills up (a capped one: ``workspaces.py``) is ``LimitExceeded``."""
+        try:
+            return self._reconcile(files)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise LimitExceeded(
+                "the app's files do not fit in its workspace: the build write limit is reached before the build starts; "
+                "the daemon's operator can raise it with `cached serve --build-write-size`", limit="write",
+            ) from None
+
+    def _reconcile(self, files: tuple[SourceFile, ...]) -> ReconcileReport:
         self.path.mkdir(parents=True, exist_ok=True)
         wanted_dirs: set[str] = set()
         for f in files:

@@ -32,7 +32,6 @@ from cached.pipeline.hit import AppLedger, ByDigest, HitPath, Keys, refuse_unown
 from cached.pipeline.observer import BuildObserver, NullObserver
 from cached.pipeline.result import build_result
 from cached.deps.resolution import ResolutionLayer
-from cached.execution.scratch import scratch_dir
 from cached.deps.vitecache import ViteCache
 from cached.keys import ActionInputs, deps_inputs, deps_key, sources_tree, tree_digest
 from cached.pipeline.outputs import check_outputs
@@ -44,6 +43,7 @@ from cached.execution.steps import BuildLog, StepRunner
 from cached.execution.toolchain import Toolchain
 from cached.warm import WarmLayer, WarmPool, WarmSettings
 from cached.execution.workspace import Workspace
+from cached.execution.workspaces import Workspaces
 from cached.digest import Digest
 from cached.failpoints import failpoint
 from cached.sandbox import Overlay
@@ -125,12 +125,14 @@ class BuildPipeline:
         self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
         self.vite_cache = ViteCache(store) if settings.vite_cache else None
         self.warm: WarmLayer | None = None  # enable_warm() turns warm builders on
+        self.workspaces = Workspaces(settings.root)  # the daemon sets a capped one (--build-write-size)
 
     def enable_warm(self, settings: WarmSettings) -> WarmLayer:
         """Warm builders (cached/warm): a live Vite process per recently built app."""
         self.warm = WarmLayer(
             WarmPool(settings), self.steps, self.settings.root, self.toolchain.node_path,
             self.toolchain.fingerprint + self._sandbox_id, self.store.blobs.open, cold_build=self._shadow_build,
+            scratch_parent=lambda workspace: self.workspaces.scratch_parent(workspace),
         )
         return self.warm
 
@@ -242,7 +244,18 @@ class BuildPipeline:
     # ------------------------------------------------------------------ miss
 
     def workspace_path(self, spec: BuildSpec) -> Path:
-        return self.settings.root / "work" / spec.tenant / spec.app
+        return self.workspaces.path(spec.tenant, spec.app)
+
+    async def _open_workspace(self, spec: BuildSpec) -> Path:
+        """Under the app's lock: its workspace (mounted when capped), then least recently used ones dropped."""
+        path = self.workspaces.ensure(spec.tenant, spec.app)  # on the loop: one mount call at most, and the LRU is the loop's
+        if self.workspaces.capped:
+            await self.workspaces.trim(spec.owner, busy=lambda owner: self._app_locks.get(owner).locked(), retire=self._retire_warm)
+        return path
+
+    async def _retire_warm(self, owner: str) -> None:
+        if self.warm is not None:
+            await self.warm.pool.retire(owner, "workspace_dropped")
 
     async def _build_miss(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, flight: Flight[Any, Any], warm: bool = True) -> _Built:
         events = FlightEvents(flight)
@@ -253,6 +266,7 @@ class BuildPipeline:
             deps = await self.deps.ensure(spec, keys.deps_key, previous.deps_key if previous else "", events, deadline, install_env)
         keep_leased(self.store, trees=[deps.tree])  # whatever purge or collection do while this build runs
         async with self._app_locks.get(spec.owner):
+            await self._open_workspace(spec)
             if self.warm is not None and warm:
                 warm_built = await self._build_warm(spec, keys, deps, events, deadline, build_env)
                 if warm_built is not None:
@@ -264,7 +278,7 @@ class BuildPipeline:
             log.info("workspace reconciled", extra={"owner": spec.owner, "written": len(report.written), "removed": len(report.removed), "unchanged": report.unchanged, "deps_method": deps.method})
             events.log("stderr", f"[cached] node_modules: {deps.method} of {deps.files} files ({deps.bytes / 1e6:.1f} MB), in place in {deps.ms:.1f} ms", "cached")
             build_log = BuildLog()
-            with scratch_dir(self.settings.root, "build") as scratch:
+            with self.workspaces.overlay_scratch(workspace.path, "build") as scratch:
                 overlay = None
                 if deps.method == "overlay":
                     upper, work = scratch / "upper", scratch / "work"

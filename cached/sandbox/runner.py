@@ -471,7 +471,21 @@ def _limit_of(group: RunGroup | None, spec: SandboxSpec, full: list[str], return
         return hit
     if full and spec.limits is not None:
         return "tmp", f"{', '.join(full)} full (tmpfs size limit {format_bytes(spec.limits.tmp_bytes)})"
+    if spec.limits is not None and spec.limits.write_bytes and _write_cap_full(spec.workspace, spec.limits.write_bytes):
+        return "write", (f"build write limit of {format_bytes(spec.limits.write_bytes)} "
+                         "(what a build writes into its workspace and node_modules, together)")
     return hit
+
+
+def _write_cap_full(workspace: "os.PathLike[str] | str", cap: int) -> bool:
+    """Whether the workspace is on the capped tmpfs of ``cap`` bytes and that is (almost) full."""
+    try:
+        st = os.statvfs(workspace)
+    except OSError:
+        return False
+    size = st.f_blocks * st.f_frsize
+    page = os.sysconf("SC_PAGE_SIZE")
+    return size == -(-cap // page) * page and st.f_bavail * st.f_frsize < (64 << 10)
 
 
 async def _close_group(group: RunGroup) -> None:

@@ -54,6 +54,10 @@ class RunLimits:
     pids: int = 512
     cpu_shares: int = 1024      # relative CPU weight (cgroup v1 cpu.shares; v2 cpu.weight is derived)
     tmp_bytes: int = 512 << 20  # each tmpfs (/tmp, /dev/shm) in the sandbox
+    # the size of the tmpfs holding the workspace and the overlay's upper layer
+    # (``cached/execution/workspaces.py``); 0: no cap. Enforced by that mount's
+    # ``size=``; here only so that a run that filled it is reported as that limit
+    write_bytes: int = 1 << 30
 
     def check(self) -> None:
         for name in ("memory_bytes", "pids", "cpu_shares", "tmp_bytes"):

@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,7 @@ from cached.pipeline.intake import Intake
 from cached.pipeline.pipeline import BuildPipeline, PipelineSettings
 from cached.request.spec import Limits
 from cached.execution.scratch import clear_scratch
+from cached.execution.workspaces import Workspaces
 from cached.execution.steps import StepRunner
 from cached.execution.toolchain import probe_toolchain
 from cached.deploy.config import DeployConfig
@@ -75,6 +76,7 @@ class DaemonConfig:
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
     run_limits: RunLimits = field(default_factory=RunLimits)  # each install, build and warm builder (its own cgroup)
     registry: str = ""  # where packages come from, the one origin installs reach; default: npm's `registry` setting
+    workspaces_kept: int = 256  # app workspaces kept mounted (RAM) under a write cap; the least recently used beyond go
 
 
 def npm_settings(cache_dir: Path, registry: str = "") -> NpmSettings:
@@ -132,10 +134,17 @@ class Daemon:
         except BaseException:
             self.store.close()
             raise
-        clear_scratch(root)
         overlay_ok = self.sandbox.capabilities is not None and self.sandbox.capabilities.overlay
+        run_limits = self._write_cap(config.run_limits, overlay_ok)
+        self.workspaces = Workspaces(root, run_limits.write_bytes, config.workspaces_kept)
+        try:
+            self.workspaces.startup()  # what an earlier daemon left mounted goes, before scratch/ is cleared
+        except BaseException:
+            self.store.close()
+            raise
+        clear_scratch(root)
         hide = [root] + ([] if npm_cache.is_relative_to(root) else [npm_cache])
-        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, config.run_limits, egress=self.egress,
+        self.steps = StepRunner(self.sandbox, asyncio.Semaphore(config.max_children), hide, config.sandbox_uid, config.sandbox_gid, run_limits, egress=self.egress,
                                 view=self._view() if self.sandbox.mode != "off" else None)
         self.operations = Operations(self.store, config.operate, self.toolchain, install_commands(config.allow_install_scripts))
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
@@ -143,6 +152,7 @@ class Daemon:
             deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
             resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
         ), observer=self.operations)
+        self.pipeline.workspaces = self.workspaces
         self.rate_limiters = RateLimiters()  # Cloudflare's per-token limit, shared by every deploy of this daemon
         actions = action_lookup(self.store.actions)
         self.deployer = Deployer(deploy_settings, self.store.blobs, self.store.deployments, actions, limiters=self.rate_limiters)
@@ -155,6 +165,23 @@ class Daemon:
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+
+    def _write_cap(self, limits: RunLimits, overlay_ok: bool) -> RunLimits:
+        """The limits with the write cap the daemon can enforce: a tmpfs per workspace needs a root
+        daemon, the sandbox and overlays (node_modules is not copied onto it); else none, said once."""
+        if not limits.write_bytes:
+            return limits
+        why = ""
+        if os.geteuid() != 0:
+            why = "the daemon is not root"
+        elif self.sandbox.mode == "off":
+            why = "the sandbox is off"
+        elif not overlay_ok or self.config.deps_import not in ("auto", "overlay"):
+            why = "node_modules does not reach builds by an overlay"
+        if not why:
+            return limits
+        log.warning("build write limit (--build-write-size) is not enforced: %s; workspaces are plain directories", why)
+        return replace(limits, write_bytes=0)
 
     def _view(self) -> View:
         """What every child sees of the host (cached/sandbox/view.py): the toolchain, the system, a
@@ -202,6 +229,7 @@ class Daemon:
         await self.operations.stop()
         if self.pipeline.warm is not None:
             await self.pipeline.warm.stop()  # builds are drained: kill the builders, cancel shadow checks
+        self.workspaces.close()  # no build or builder is left: the workspace mounts go
         self.sandbox.release_limits()  # no child is left: the root's parent cgroups go
         await self.deployer.close()
         self.store.close()

@@ -17,6 +17,7 @@ can come from clients), and never return a tree directory that is not marked.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -300,7 +301,12 @@ class TreeStore:
             try:
                 remaining = digest.size
                 while remaining > 0:
-                    n = os.copy_file_range(src.fileno(), fd, remaining)
+                    try:
+                        n = os.copy_file_range(src.fileno(), fd, remaining)
+                    except OSError as e:  # another filesystem (a capped workspace's tmpfs): read and write
+                        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                            raise
+                        n = _write_all(fd, os.read(src.fileno(), min(remaining, 1 << 20)))
                     if n == 0:
                         raise ValueError(f"blob {digest} is shorter on disk than its size")
                     remaining -= n
@@ -427,3 +433,10 @@ def _walk(top: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[
             else:
                 raise ValueError(f"cannot store special file (device, socket or fifo): {entry.path}")
     return files, symlinks, empty
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(data)

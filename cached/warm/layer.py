@@ -151,8 +151,11 @@ ColdBuild = Callable[[BuildSpec], Awaitable[records_pb2.ActionRecord]]
 
 class WarmLayer:
     def __init__(self, pool: WarmPool, steps: StepRunner, root: Path, node_path: str, toolchain: str,
-                 open_blob: Callable[[Any], Any], cold_build: ColdBuild | None = None) -> None:
+                 open_blob: Callable[[Any], Any], cold_build: ColdBuild | None = None,
+                 scratch_parent: Callable[[Path], Path] | None = None) -> None:
         self.pool = pool
+        # where a builder's overlay dirs go: beside its workspace when that is a capped mount
+        self._scratch_parent = scratch_parent or (lambda workspace: root / "scratch")
         self._open_blob = open_blob
         self.steps = steps
         self.root = root
@@ -279,7 +282,7 @@ class WarmLayer:
 
     async def _start(self, spec: BuildSpec, key: str, deps_key: str, config: dict[str, str], command: str, deps_path: Path,
                      workspace: Path, build_env: dict[str, str], package_json: str, deadline: float, events: Any) -> WarmBuilder:
-        scratch = self.root / "scratch" / f"warm-{uuid.uuid4().hex[:12]}"
+        scratch = self._scratch_parent(workspace) / f"warm-{uuid.uuid4().hex[:12]}"
         (scratch / "upper").mkdir(parents=True)
         (scratch / "work").mkdir()
         overlay = Overlay(lower=deps_path, upper=scratch / "upper", work=scratch / "work", target=workspace / "node_modules")

@@ -46,7 +46,7 @@ def test_a_build_in_hardlink_mode_never_owns_or_changes_a_store_blob(make_daemon
         st = blob.lstat()
         assert (st.st_uid, st.st_gid) == (0, 0), blob
         assert stat.S_IMODE(st.st_mode) in (0o444, 0o555), (blob, oct(st.st_mode))
-    linked = daemon.root / "work" / "t1" / "linked" / "node_modules" / "devtool" / "package.json"
+    linked = daemon.root / "work" / "t1" / "linked" / "ws" / "node_modules" / "devtool" / "package.json"
     st = linked.lstat()
     assert st.st_nlink > 1 and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o444  # still the blob, still root's
     assert any(b.lstat().st_ino == st.st_ino for b in blobs)

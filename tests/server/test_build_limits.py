@@ -70,7 +70,7 @@ writeFileSync("dist/index.html", "<p>done</p>\\n");
 def test_nothing_of_a_cold_build_runs_after_it_returned(daemon: DaemonProcess) -> None:
     with Client(daemon.address) as client:
         client.build(files=tiny_app(LINGER), app="linger", tenant="t1")
-    workspace = daemon.root / "work" / "t1" / "linger"
+    workspace = daemon.root / "work" / "t1" / "linger" / "ws"
     for name in ("ticks-bg.log", "ticks.log"):  # the detached writer (killed with the pid namespace), the timer
         before, after = stable_for(workspace / name, 2.0 if name == "ticks-bg.log" else 0.1)
         assert before > 0, f"{name} was never written: the check would prove nothing"

@@ -168,7 +168,7 @@ def test_planted_symlink_in_workspace_is_never_followed(daemon: DaemonProcess, t
         # The next build writes src/target.txt again: through the planted link it would hit the victim.
         client.build(files={**files, "src/target.txt": b"v2", "build.mjs": WRITE_DIST.encode()}, app="plant", tenant="t1", env={"VICTIM": str(victim)})
     assert victim.read_text() == "precious"
-    ws = daemon.root / "work" / "t1" / "plant"
+    ws = daemon.root / "work" / "t1" / "plant" / "ws"
     assert (ws / "src" / "target.txt").read_bytes() == b"v2"
     assert not (ws / "src" / "target.txt").is_symlink()
     assert not (ws / "src" / "rootlink").exists()

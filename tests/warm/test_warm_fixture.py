@@ -116,7 +116,7 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         assert any(o.path.startswith("static/") for o in step3.outputs)
 
         # 4. the builder dies: the next build starts a new one (and says why)
-        pids = builder_pids("/work/warm/seq")
+        pids = builder_pids("/work/warm/seq/ws")
         assert len(pids) == 1, pids
         os.kill(pids[0], signal.SIGKILL)
         edit(src / "pages" / "NotFound.tsx", "\n", "\nexport const afterCrash = 1;\n")

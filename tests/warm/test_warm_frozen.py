@@ -122,7 +122,7 @@ def size(path: Path) -> int:
 
 def test_a_warm_builder_is_frozen_between_builds(make_daemon) -> None:  # type: ignore[no-untyped-def]
     d: DaemonProcess = make_daemon()
-    workspace = d.root / "work" / "t1" / "frozen"
+    workspace = d.root / "work" / "t1" / "frozen" / "ws"
     ticks = workspace / "ticks.log"
     with Client(d.address) as client:
         for n, expected in ((1, "started"), (2, "reused")):
@@ -139,7 +139,7 @@ def test_a_warm_builder_is_frozen_between_builds(make_daemon) -> None:  # type: 
 
 def test_a_warm_build_past_its_deadline_kills_the_builder(make_daemon) -> None:  # type: ignore[no-untyped-def]
     d: DaemonProcess = make_daemon()
-    workspace = d.root / "work" / "t1" / "hang"
+    workspace = d.root / "work" / "t1" / "hang" / "ws"
     with Client(d.address) as client:
         client.build(files=stand_in_app("export const n = 1;\n"), app="hang", tenant="t1")
         assert driver_pids(workspace)
