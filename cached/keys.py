@@ -58,6 +58,15 @@ def _json(spec: BuildSpec, path: str) -> Any:
         return {"unparsed": text}
 
 
+def install_npmrc(text: str | None) -> str:
+    """The ``.npmrc`` an install sees: the keys its deps key holds and nothing else.
+
+    A key left out of the deps key must not reach npm either (``workspaces``,
+    ``dry-run``, a scoped registry, a token...): a shared tree can only depend
+    on what its key names."""
+    return "".join(f"{key}={value}\n" for key, value in _npmrc(text).items())
+
+
 def _npmrc(text: str | None) -> dict[str, str]:
     kept: dict[str, str] = {}
     for raw in (text or "").splitlines():

@@ -38,6 +38,7 @@ from typing import Any
 
 from cached.errors import BuildFailed
 from cached.deps.lockfile import registry_only
+from cached.keys import install_npmrc
 from cached.execution.events import FlightEvents, Phase
 from cached.execution.scripts import script_steps, script_tools
 from cached.reasons import diff_maps
@@ -239,6 +240,8 @@ class DependencyLayer:
                         data = src.read()
                 if f.path == "package-lock.json" and self.registry:
                     data = registry_only(data, self.registry)
+                elif f.path == ".npmrc":
+                    data = install_npmrc(data.decode("utf-8", "replace")).encode()
                 target.write_bytes(data)
 
     def _ingest(self, node_modules: Path) -> tuple[Digest, Any]:

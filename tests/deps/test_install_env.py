@@ -18,7 +18,7 @@ from cached.deps.resolution import RESOLVE_COMMAND
 from cached.digest import Hasher
 from cached.execution.environment import NpmSettings, base_env, child_env, install_env
 from cached.execution.toolchain import Toolchain
-from cached.keys import deps_inputs, deps_key
+from cached.keys import deps_inputs, deps_key, install_npmrc
 from cached.request.spec import Limits, parse_request
 from cached.v1 import cached_pb2, tree_pb2
 from cached_client import CachedError, Client
@@ -122,6 +122,21 @@ def test_deps_key_follows_npmrc_allowlist_and_toolchain_never_the_request_env() 
     assert _key(files, toolchain=replace(TOOLCHAIN, node_path="/opt/node/bin/node")) == key  # where it lives is not what it is
     # The install command line is in the key.
     assert deps_key(Hasher(), deps_inputs(_spec(files), TOOLCHAIN, ["npm ci --ignore-scripts"])) != key
+
+
+def test_an_install_sees_only_the_npmrc_keys_its_deps_key_holds(tmp_path: Path) -> None:
+    from cached.deps.layer import DependencyLayer
+
+    npmrc = b"legacy-peer-deps=true\nworkspaces=false\ndry-run=true\n@evil:registry=http://127.0.0.1:9/\n//127.0.0.1:9/:_authToken=secret\n# omit=dev\n"
+    files = {**dev_tool_app(), ".npmrc": npmrc}
+    spec = _spec(files)
+    layer = DependencyLayer.__new__(DependencyLayer)  # only _write_inputs: no store, sandbox or npm needed
+    layer.registry = ""
+    layer._write_inputs(spec, tmp_path)
+    assert (tmp_path / ".npmrc").read_text() == "legacy-peer-deps=true\n"
+    assert install_npmrc(npmrc.decode()) == "legacy-peer-deps=true\n"
+    # What reaches npm is exactly what the key holds: a dropped line changes neither.
+    assert _key(files) == _key({**files, ".npmrc": b"legacy-peer-deps=true\n"})
 
 
 def test_script_tools_are_the_commands_a_script_runs() -> None:
