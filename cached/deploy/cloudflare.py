@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,8 +116,37 @@ class CloudflareApi:
         return await self._send("PUT", self._account(f"/workers/scripts/{name}"), **_script_form(metadata, modules))
 
     async def upload_version(self, name: str, metadata: dict[str, object], modules: dict[str, str]) -> dict[str, Any]:
-        """A new version of an existing worker; not deployed by itself."""
-        return await self._send("POST", self._account(f"/workers/scripts/{name}/versions"), **_script_form(metadata, modules))
+        """A new version of an existing worker; not deployed by itself.
+
+        A 5xx or a network error may come after Cloudflare created the version:
+        before sending it again, the versions are listed and one carrying this
+        upload's ``workers/tag`` annotation (unique per deploy attempt) is taken
+        as the answer, so a retry never leaves a duplicate version.
+        """
+        annotations = metadata.get("annotations")
+        tag = annotations.get("workers/tag") if isinstance(annotations, dict) else None
+
+        async def already_there() -> dict[str, Any] | None:
+            return await self.find_version(name, str(tag)) if tag else None
+
+        return await self._send(
+            "POST", self._account(f"/workers/scripts/{name}/versions"), **_script_form(metadata, modules),
+            recover=already_there,
+        )
+
+    async def list_versions(self, name: str) -> list[dict[str, Any]]:
+        """``GET .../versions``: the newest versions first (``result.items``)."""
+        result = await self._send("GET", self._account(f"/workers/scripts/{name}/versions"))
+        items = result.get("items") if isinstance(result, dict) else result
+        return [v for v in items or [] if isinstance(v, dict)]
+
+    async def find_version(self, name: str, tag: str) -> dict[str, Any] | None:
+        """The version whose ``workers/tag`` annotation is ``tag``, if Cloudflare holds one."""
+        for v in await self.list_versions(name):
+            annotations = v.get("annotations")
+            if isinstance(annotations, dict) and annotations.get("workers/tag") == tag and v.get("id"):
+                return v
+        return None
 
     async def deploy_version(self, name: str, version_id: str, *, message: str = "", force: bool = False) -> dict[str, Any]:
         body: dict[str, object] = {"strategy": "percentage", "versions": [{"version_id": version_id, "percentage": 100}]}
@@ -148,7 +178,10 @@ class CloudflareApi:
         data: dict[str, str] | None = None,
         files: list[tuple[str, tuple[str, bytes | str, str]]] | None = None,
         token: str | None = None,
+        recover: Callable[[], Awaitable[Any]] | None = None,
     ) -> Any:
+        """``recover``, for calls that are not idempotent: asked before each retry whether the
+        failed attempt took effect after all; what it returns (unless None) is the result."""
         headers = {"Authorization": f"Bearer {token or self._token}"}
         what = f"{method} {path}"
         attempt = 0
@@ -165,6 +198,8 @@ class CloudflareApi:
                 if attempt >= self.retry.attempts:
                     raise DeployError(f"Cloudflare API unreachable: {what}: {type(e).__name__} after {attempt} attempts") from None
                 await self._backoff(attempt, None, what, f"network error {type(e).__name__}")
+                if (found := await self._recovered(recover, what)) is not None:
+                    return found
                 continue
             status = response.status_code
             error = _first_error(response)
@@ -177,8 +212,18 @@ class CloudflareApi:
                         code=error.code if error else 0, status=status,
                     )
                 await self._backoff(attempt, _retry_after(response), what, f"HTTP {status}")
+                if status >= 500 and (found := await self._recovered(recover, what)) is not None:
+                    return found
                 continue
             return _result(response, what, error)
+
+    async def _recovered(self, recover: Callable[[], Awaitable[Any]] | None, what: str) -> Any:
+        if recover is None:
+            return None
+        found = await recover()
+        if found is not None:
+            log.info("cloudflare call had taken effect before it failed: not sent again", extra={"call": what})
+        return found
 
     async def _backoff(self, attempt: int, retry_after: float | None, what: str, why: str) -> None:
         if retry_after is not None:

@@ -17,6 +17,7 @@ import datetime
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,7 @@ class Deployer:
         bucket = self.settings.r2.bucket if (self.settings.r2 and manifest.large) else ""
         binds = bindings(opts.vars, opts.secrets, bucket)
         message = f"cached {info.tenant}/{info.app} version {info.version} (action {info.action_key[:16]})"
-        tag = f"cached-{info.version}"
+        tag = f"cached-{info.version}-{uuid.uuid4().hex[:16]}"  # one per deploy attempt: a retried upload finds its version by it
         published = await publisher.publish(
             name, manifest, module, lambda jwt: version_metadata(assets_jwt=jwt, bindings=binds, message=message, tag=tag),
             production=opts.production, message=message,

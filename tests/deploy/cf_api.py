@@ -63,6 +63,7 @@ class Failure:
     message: str
     headers: dict[str, str]
     times: int
+    after: bool = False  # the request takes effect, then the failure is answered (a 5xx after the work was done)
 
 
 class FakeCloudflare:
@@ -97,9 +98,9 @@ class FakeCloudflare:
         self.server.server_close()
 
     # -- test controls ---------------------------------------------------------------
-    def fail(self, method: str, pattern: str, status: int, *, code: int = 0, message: str = "", times: int = 1, headers: dict[str, str] | None = None) -> None:
+    def fail(self, method: str, pattern: str, status: int, *, code: int = 0, message: str = "", times: int = 1, headers: dict[str, str] | None = None, after: bool = False) -> None:
         with self.lock:
-            self.failures.append(Failure(method, re.compile(pattern), status, code, message, headers or {}, times))
+            self.failures.append(Failure(method, re.compile(pattern), status, code, message, headers or {}, times, after))
 
     def clear_failures(self) -> None:
         with self.lock:
@@ -159,12 +160,21 @@ class FakeCloudflare:
         return _error(400, 10021, f"test server: {text}")
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+        injected = None
         with self.lock:
             for f in self.failures:
                 if f.times > 0 and f.method == method and f.pattern.search(path):
                     f.times -= 1
-                    status, payload, _ = _error(f.status, f.code, f.message or f"injected {f.status}")
-                    return status, payload, f.headers
+                    injected = f
+                    break
+        if injected is not None:
+            if injected.after:
+                self._route_checked(method, path, query, headers, body)
+            status, payload, _ = _error(injected.status, injected.code, injected.message or f"injected {injected.status}")
+            return status, payload, injected.headers
+        return self._route_checked(method, path, query, headers, body)
+
+    def _route_checked(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         prefix = f"/client/v4/accounts/{self.account_id}"
         if not path.startswith(prefix):
             return self._violation(f"{method} {path}: not under {prefix}")
@@ -190,6 +200,8 @@ class FakeCloudflare:
             return self._script_upload(name, headers, body, create=True)
         if sub == "/versions" and method == "POST":
             return self._script_upload(name, headers, body, create=False)
+        if sub == "/versions" and method == "GET":
+            return self._list_versions(name)
         if sub == "/assets-upload-session" and method == "POST":
             return self._session(name, headers, body)
         if sub == "/deployments" and method == "POST":
@@ -325,6 +337,19 @@ class FakeCloudflare:
             if create:  # a PUT deploys what it uploads
                 script.deployments.append({"strategy": "percentage", "versions": [{"version_id": version["id"], "percentage": 100}]})
         return _ok({"id": version["id"], "number": version["number"], "metadata": {"source": "api"}})
+
+    def _list_versions(self, name: str) -> tuple[int, Any, dict[str, str]]:
+        """``GET .../versions``: ``result.items``, newest first, each with ``id``, ``number``, ``metadata``, ``annotations``."""
+        with self.lock:
+            script = self.scripts.get(name)
+            if script is None:
+                return _error(404, 10007, "This Worker does not exist on your account.")
+            items = [
+                {"id": v["id"], "number": v["number"], "metadata": {"source": "api"},
+                 "annotations": {k: a for k, a in (v["metadata"].get("annotations") or {}).items() if k in ("workers/message", "workers/tag")}}
+                for v in reversed(script.versions)
+            ]
+        return _ok({"items": items})
 
     def _deploy(self, name: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         data = _json(headers, body)

@@ -86,7 +86,9 @@ def test_500_more_times_than_attempts_is_a_server_error_after_n_attempts(cf: Fak
         _deploy(cf, tmp_path, "down", attempts=3)
     assert e.value.status == 500
     assert "server error (HTTP 500)" in str(e.value) and "failed 3 times" in str(e.value) and "code 10013" in str(e.value)
-    assert [c.status for c in cf.calls_since(mark) if c.path.endswith("/versions")] == [500, 500, 500]
+    assert [(c.method, c.status) for c in cf.calls_since(mark) if c.path.endswith("/versions")] == [
+        ("POST", 500), ("GET", 200), ("POST", 500), ("GET", 200), ("POST", 500),  # each retry looks for the version first
+    ]
 
 
 def test_limiter_holds_calls_to_its_window() -> None:
@@ -126,3 +128,18 @@ def test_bad_deploy_options_are_refused_before_building(deploy_daemon: DaemonPro
     with pytest.raises(grpc.RpcError) as e:
         build(deploy_daemon.address, spa_app(), tenant="t1", app="bad_opts", deploy=options(vars={"ASSETS": "x"}))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_500_after_the_version_was_created_leaves_exactly_one_version(cf: FakeCloudflare, tmp_path: Path) -> None:
+    _deploy(cf, tmp_path, "dup")  # the worker exists: the next deploy uploads a version
+    name = next(n for n in cf.scripts if n.endswith("dup"))
+    before = len(cf.scripts[name].versions)
+    cf.fail("POST", r"/versions$", 500, code=10013, message="An unknown error occurred", after=True)
+    mark = cf.mark()
+    result = _deploy(cf, tmp_path, "dup", production=True)
+    versions = cf.scripts[name].versions
+    assert len(versions) == before + 1, [v["metadata"]["annotations"] for v in versions]
+    assert result.version_id == versions[-1]["id"] and cf.scripts[name].live == result.version_id
+    calls = [(c.method, c.status) for c in cf.calls_since(mark) if c.path.endswith("/versions")]
+    assert calls == [("POST", 500), ("GET", 200)]
+    assert cf.violations == []
