@@ -160,3 +160,54 @@ def test_a_build_from_a_cold_shell_loads_neither_the_server_nor_the_store(daemon
     app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/cold.txt": b"cold"}))
     argv = ["build", str(app), "--app", "cold", "--tenant", "t1", "--server", daemon.address, "--quiet"]
     assert _loaded_heavy(f"from cached.cli import main\nsys.exit(main({argv!r}))") == []
+
+
+APP_COMMANDS = [["build", "dir"], ["watch", "dir"], ["deploy"], ["rollback"], ["purge"], ["explain"]]
+
+
+@pytest.mark.parametrize("command", APP_COMMANDS, ids=lambda c: c[0])
+def test_every_command_names_an_app_with_tenant_and_app_or_the_shorthand(command: list[str]) -> None:
+    from cached.cli import parse_args
+
+    for names in (["--tenant", "bars", "--app", "w1"], ["--app", "bars/w1"], ["--app", "bars/w1", "--tenant", "bars"]):
+        args = parse_args([*command, *names])
+        assert (args.tenant, args.app) == ("bars", "w1"), names
+
+
+@pytest.mark.parametrize("command", APP_COMMANDS, ids=lambda c: c[0])
+def test_a_tenant_that_contradicts_the_shorthand_is_a_usage_error_naming_both(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from cached.cli import parse_args
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args([*command, "--tenant", "x", "--app", "y/z"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--tenant x" in err and "--app y/z" in err
+    with pytest.raises(SystemExit):
+        parse_args([*command, "--app", "z"])  # an app without its tenant
+    assert "needs its tenant" in capsys.readouterr().err
+
+
+def test_purge_by_tenant_alone_still_purges_the_tenant_and_takes_one_selector(capsys: pytest.CaptureFixture[str]) -> None:
+    from cached.cli import parse_args
+    from cached.cli.operate import cmd_purge
+
+    args = parse_args(["purge", "--tenant", "bars"])
+    assert (args.tenant, args.app) == ("bars", "")
+    assert cmd_purge(parse_args(["purge", "--tenant", "bars", "--all"])) == 2
+    assert cmd_purge(parse_args(["purge"])) == 2
+    assert "one of --tenant" in capsys.readouterr().err
+
+
+def test_purge_by_tenant_and_app_against_the_daemon(daemon: DaemonProcess, tmp_path: Path) -> None:
+    from cached_client import Client
+
+    app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/names.txt": b"n"}))
+    assert run_cli("build", str(app), "--app", "t1/names", "--server", daemon.address, "--quiet").returncode == 0
+    done = run_cli("purge", "--tenant", "t1", "--app", "names", "--server", daemon.address, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["entries"] >= 1
+    again = run_cli("build", str(app), "--tenant", "t1", "--app", "names", "--server", daemon.address, "--json")
+    assert json.loads(again.stdout)["reason"] == "purged"
+    with Client(daemon.address) as client:  # the client takes the same two names
+        assert client.purge(tenant="t1", app="names", dry_run=True).dry_run

@@ -30,8 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line, its app named as --tenant T --app A (`--app T/A` split); a usage error exits 2."""
+    from cached.cli.options import resolve_app_names
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    error = resolve_app_names(args)
+    if error:
+        parser.error(f"{args.command}: {error}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return int(args.func(args))
 
 

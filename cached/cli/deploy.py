@@ -14,15 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from cached.cli.options import add_daemon_options
+from cached.cli.options import add_app_name_options, add_daemon_options
 
 TARGETS = ("cloudflare", "local")
 
 
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--tenant", required=True)
-        p.add_argument("--app", required=True)
+        add_app_name_options(p)
         p.add_argument("--target", default="cloudflare", choices=TARGETS)
         p.add_argument("--serve", action="store_true", help="local target: serve the bundle with Miniflare on 127.0.0.1 until Ctrl-C")
         p.add_argument("--port", type=int, default=0, help="with --serve (default: any free port)")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cached.cli.options import add_daemon_options
+from cached.cli.options import add_app_name_options, add_daemon_options
 from cached.operate.config import format_bytes, parse_age, parse_size
 
 
@@ -27,9 +27,9 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     stats.set_defaults(func=cmd_stats)
 
     purge = sub.add_parser("purge", help="clear one app, one tenant, one dependency tree, old entries or everything")
-    which = purge.add_mutually_exclusive_group(required=True)
-    which.add_argument("--app", default="", metavar="TENANT/APP", help="the app's next build misses (reason purged); apps sharing its results still hit")
-    which.add_argument("--tenant", default="", help="remove the tenant's results and Vite caches")
+    add_app_name_options(purge, required=False, tenant_help="alone: remove the tenant's results and Vite caches; with --app: the app's next build "
+                         "misses (reason purged), apps sharing its results still hit")
+    which = purge.add_mutually_exclusive_group()
     which.add_argument("--deps", default="", metavar="KEY", help="remove one dependency tree (see `cached explain`)")
     which.add_argument("--older-than", default="", metavar="AGE", help="remove entries unused for this long (e.g. 7d, 12h)")
     which.add_argument("--all", action="store_true", help="remove every entry")
@@ -49,7 +49,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     verify.set_defaults(func=cmd_verify)
 
     explain = sub.add_parser("explain", help="what an app's last keys are made of, and what changed since the build before")
-    explain.add_argument("--app", required=True, metavar="TENANT/APP")
+    add_app_name_options(explain)
     common(explain)
     explain.set_defaults(func=cmd_explain)
 
@@ -113,7 +113,12 @@ def cmd_purge(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cached: {e}", file=sys.stderr)
         return 2
-    r = _call(args, lambda c: c.purge(app=args.app, tenant=args.tenant, deps_key=args.deps, older_than_s=older, all=args.all, dry_run=args.dry_run))
+    if (bool(args.tenant) + bool(args.deps) + bool(args.older_than) + bool(args.all)) != 1:
+        print("cached: purge takes one of --tenant T [--app A], --deps KEY, --older-than AGE, --all", file=sys.stderr)
+        return 2
+    app = f"{args.tenant}/{args.app}" if args.app else ""
+    r = _call(args, lambda c: c.purge(app=app, tenant="" if app else args.tenant, deps_key=args.deps, older_than_s=older,
+                                      all=args.all, dry_run=args.dry_run))
     if args.json:
         print(json.dumps(_message(r), indent=2))
         return 0
@@ -122,11 +127,12 @@ def cmd_purge(args: argparse.Namespace) -> int:
         verb = "would hide" if args.app else "would remove"
         print(f"{verb} {r.entries} entries naming {format_bytes(r.bytes)} ({kinds}); nothing was changed")
     elif args.app:
-        print(f"purged {args.app}: its next build misses (reason purged); {r.entries} entries it made ({format_bytes(r.bytes)}) "
+        print(f"purged {app}: its next build misses (reason purged); {r.entries} entries it made ({format_bytes(r.bytes)}) "
               f"stay for apps sharing them; freed {format_bytes(r.bytes_freed)}")
     else:
         print(f"removed {r.entries} entries naming {format_bytes(r.bytes)} ({kinds}); the sweep freed "
               f"{format_bytes(r.bytes_freed)} in {r.blobs_deleted} blobs; store now {format_bytes(r.bytes_after)}")
+    _print_held(r)
     for key in r.keys:
         print(f"  {key}")
     if r.entries > len(r.keys):
@@ -148,7 +154,18 @@ def cmd_gc(args: argparse.Namespace) -> int:
     print(f"{verb} {r.roots_evicted} entries and {'would delete' if r.dry_run else 'deleted'} {r.blobs_deleted} blobs "
           f"({format_bytes(r.bytes_freed)}); store {format_bytes(r.bytes_before)} -> {format_bytes(r.bytes_after)}"
           f"{f'; {r.blobs_kept_protected} blobs kept (in use or too new)' if r.blobs_kept_protected else ''}")
+    if max_bytes is not None and r.bytes_after > max_bytes:
+        print(f"still over {format_bytes(max_bytes)}: what is left cannot be freed yet")
+    _print_held(r)
     return 0
+
+
+def _print_held(r: Any) -> None:
+    """What a collection or a purge's sweep could not free yet, per reason, and when it can."""
+    if r.held:
+        print(f"not freed yet: {format_bytes(r.bytes_held)}")
+    for h in r.held:
+        print(f"  {format_bytes(h.bytes)} in {h.blobs} blobs: {h.detail}")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -171,11 +188,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    tenant, sep, app = args.app.partition("/")
-    if not sep:
-        print("cached: --app takes TENANT/APP", file=sys.stderr)
-        return 2
-    r = _call(args, lambda c: c.explain(tenant, app))
+    r = _call(args, lambda c: c.explain(args.tenant, args.app))
     if args.json:
         print(json.dumps(_message(r), indent=2))
         return 0

@@ -306,7 +306,8 @@ class Client:
         return self._admin(self.admin.Stats, admin_pb2.StatsRequest())
 
     def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False) -> admin_pb2.PurgeResponse:
-        """Exactly one of app ("tenant/app"), tenant, deps_key, older_than_s, all."""
+        """Exactly one of app ("tenant/app", or tenant= and app=), tenant, deps_key, older_than_s, all."""
+        app, tenant = _purge_app(app, tenant)
         request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
         return self._admin(self.admin.Purge, request)
 
@@ -328,6 +329,13 @@ class Client:
             return method(request, metadata=_metadata(self.token))
         except grpc.RpcError as e:
             raise CachedError.from_rpc(e) from None
+
+
+def _purge_app(app: str, tenant: str) -> tuple[str, str]:
+    """purge(tenant="t", app="a") is purge(app="t/a"); tenant= alone purges the tenant."""
+    if tenant and app and "/" not in app:
+        return f"{tenant}/{app}", ""
+    return app, tenant
 
 
 class AsyncClient:
@@ -441,7 +449,8 @@ class AsyncClient:
         return await self._admin(self.admin.Stats, admin_pb2.StatsRequest())
 
     async def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False) -> admin_pb2.PurgeResponse:
-        """Exactly one of app ("tenant/app"), tenant, deps_key, older_than_s, all."""
+        """Exactly one of app ("tenant/app", or tenant= and app=), tenant, deps_key, older_than_s, all."""
+        app, tenant = _purge_app(app, tenant)
         request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
         return await self._admin(self.admin.Purge, request)
 
