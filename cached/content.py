@@ -75,14 +75,14 @@ class ContentStore:
         """A session for one stream of blobs of ``tenant``; use it as ``async with``."""
         return Upload(self, tenant)
 
-    async def _receive(self, digest: Digest) -> "_Incoming":
+    async def _receive(self, digest: Digest | None) -> "_Incoming":
         return await asyncio.to_thread(_Incoming, self._tmp_dir, self._hasher, digest)
 
     async def _keep(self, tenant: str, incoming: "_Incoming") -> Digest:
-        """Keeps a received blob when it hashes to its announced digest; the tenant owns it before this returns."""
+        """Keeps a received blob when it hashes to its announced digest (any, when none was); the tenant owns it before this returns."""
         try:
             actual = await asyncio.to_thread(incoming.close)  # hashed as it came: no second read
-            if actual != incoming.expected:
+            if incoming.expected is not None and actual != incoming.expected:
                 raise InvalidRequest("data", f"content hashes to {actual}, not the announced {incoming.expected}; nothing was stored")
             digest = await asyncio.to_thread(self._blobs.put_file, incoming.name, False, move=True)
             # Only once the tenant owns it: a FindMissingBlobs or a Build right after must see it.
@@ -128,8 +128,10 @@ class Upload:
     """One stream of blobs for one tenant: ``start`` each blob, ``write`` its bytes, ``commit`` at the end.
 
     Starting a blob keeps the one before it. A blob is kept only when its bytes
-    hash to the digest it was announced with; whatever is left unkept when the
-    session closes is discarded.
+    hash to the digest it was announced with; one started with ``None`` (the
+    sender did not hash it) is kept under the digest its bytes hash to, at most
+    ``max_blob_bytes`` of them. Whatever is left unkept when the session closes
+    is discarded.
     """
 
     def __init__(self, content: ContentStore, tenant: str) -> None:
@@ -138,12 +140,13 @@ class Upload:
         self.stored: list[Digest] = []
         self._incoming: _Incoming | None = None
 
-    async def start(self, digest: Digest) -> None:
-        """Keeps the blob before it (if any), then receives ``digest``'s bytes."""
+    async def start(self, digest: Digest | None) -> None:
+        """Keeps the blob before it (if any), then receives ``digest``'s bytes (``None``: a blob of unknown digest)."""
         await self._keep_current()
-        digest = self._content.check(digest)
-        if digest.size > self._content.max_blob_bytes:
-            raise InvalidRequest("digest", f"blob of {digest.size} bytes; at most {self._content.max_blob_bytes}")
+        if digest is not None:
+            digest = self._content.check(digest)
+            if digest.size > self._content.max_blob_bytes:
+                raise InvalidRequest("digest", f"blob of {digest.size} bytes; at most {self._content.max_blob_bytes}")
         self._incoming = await self._content._receive(digest)
 
     async def write(self, data: bytes) -> None:
@@ -153,7 +156,10 @@ class Upload:
             raise InvalidRequest("digest", "the first chunk of each blob must carry its digest")
         if not data:
             return
-        if incoming.size + len(data) > incoming.expected.size:
+        if incoming.expected is None:
+            if incoming.size + len(data) > self._content.max_blob_bytes:
+                raise InvalidRequest("data", f"blob of more than {self._content.max_blob_bytes} bytes")
+        elif incoming.size + len(data) > incoming.expected.size:
             raise InvalidRequest("data", f"more bytes than the {incoming.expected.size} the digest announced")
         await asyncio.to_thread(incoming.write, data)
 
@@ -185,7 +191,7 @@ class Upload:
 class _Incoming:
     """One blob being received: written to ``tmp/`` and hashed as it comes (call it from a worker thread)."""
 
-    def __init__(self, tmp_dir: str, hasher: Hasher, expected: Digest) -> None:
+    def __init__(self, tmp_dir: str, hasher: Hasher, expected: Digest | None) -> None:
         self.expected = expected
         self.function = hasher.function
         self.hash = hasher.new()

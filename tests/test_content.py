@@ -67,6 +67,19 @@ def test_an_upload_past_its_announced_size_or_limit_fails(store: Store) -> None:
     assert not os.listdir(store.root / "tmp")
 
 
+def test_a_blob_of_unknown_digest_is_kept_under_the_digest_it_hashes_to(store: Store) -> None:
+    content = ContentStore(store, max_blob_bytes=8)
+    known = store.hasher.bytes(b"known")
+    stored = _upload(content, "t1", [(None, b"abc"), (known, b"known"), (None, b"")])  # type: ignore[list-item]
+    assert stored == [store.hasher.bytes(b"abc"), known, store.hasher.bytes(b"")]
+    assert content.find_missing("t1", stored) == []
+    assert content.find_missing("t2", stored) == stored
+    assert _read(content, "t1", stored[0]) == b"abc"
+    with pytest.raises(InvalidRequest, match="more than 8 bytes"):
+        _upload(content, "t1", [(None, b"0123456789")])  # type: ignore[list-item]
+    assert not os.listdir(store.root / "tmp")
+
+
 def test_bytes_before_a_digest_are_refused(store: Store) -> None:
     async def run() -> None:
         async with ContentStore(store).upload("t1") as upload:

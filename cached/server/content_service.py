@@ -53,8 +53,12 @@ class ContentService(cached_pb2_grpc.ContentStoreServicer):
                             raise InvalidRequest("tenant", "the first chunk must name the tenant")
                         await authorize_tenant(context, chunk.tenant)  # before a byte of it is kept
                         upload = await stack.enter_async_context(self.content.upload(self.limits.check_tenant(chunk.tenant)))
+                    if chunk.HasField("digest") and chunk.unknown_digest:
+                        raise InvalidRequest("digest", "a chunk carries a digest or unknown_digest, not both")
                     if chunk.HasField("digest"):
                         await upload.start(Digest.from_proto(chunk.digest))
+                    elif chunk.unknown_digest:
+                        await upload.start(None)  # hashed as it comes; its digest is returned in stored
                     await upload.write(chunk.data)
                 if upload is None:
                     raise InvalidRequest("tenant", "the first chunk must name the tenant")

@@ -281,14 +281,16 @@ class FindMissingBlobsResponse(_message.Message):
     def __init__(self, missing: _Optional[_Iterable[_Union[_tree_pb2.Digest, _Mapping]]] = ...) -> None: ...
 
 class UploadChunk(_message.Message):
-    __slots__ = ("tenant", "digest", "data")
+    __slots__ = ("tenant", "digest", "data", "unknown_digest")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_DIGEST_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     digest: _tree_pb2.Digest
     data: bytes
-    def __init__(self, tenant: _Optional[str] = ..., digest: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    unknown_digest: bool
+    def __init__(self, tenant: _Optional[str] = ..., digest: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., data: _Optional[bytes] = ..., unknown_digest: _Optional[bool] = ...) -> None: ...
 
 class UploadBlobsResponse(_message.Message):
     __slots__ = ("stored",)

@@ -132,6 +132,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :tenant, :string, 1
       optional :digest, :message, 2, "cached.v1.Digest"
       optional :data, :bytes, 3
+      optional :unknown_digest, :bool, 4
     end
     add_message "cached.v1.UploadBlobsResponse" do
       repeated :stored, :message, 1, "cached.v1.Digest"
