@@ -26,6 +26,10 @@ from cached.v1 import tree_pb2
 ASSET_LIMIT = 25 << 20          # bytes per asset file
 MAX_ASSET_FILES = 20_000        # files per version on the free plan (100,000 paid)
 _MEMO_SIZE = 65_536
+# Read by Cloudflare from the assets directory and never served as files (wrangler sends
+# their text in the version's assets config; Miniflare parses them from the directory).
+EDGE_RULE_FILES = ("_headers", "_redirects")
+EDGE_RULE_LIMIT = 1 << 20
 
 
 class BlobSource(Protocol):
@@ -64,6 +68,7 @@ class LargeFile:
 class Manifest:
     assets: list[Asset] = field(default_factory=list)
     large: list[LargeFile] = field(default_factory=list)
+    rules: dict[str, str] = field(default_factory=dict)  # "_headers" / "_redirects" at the output's root -> text
 
     def upload_manifest(self) -> dict[str, dict[str, object]]:
         """The ``manifest`` body of the upload session: ``{"/path": {"hash", "size"}}``."""
@@ -91,7 +96,14 @@ class AssetHasher:
         for node in sorted(tree.files, key=lambda n: n.path):
             digest = Digest.from_proto(node.digest)
             kind = content_type(node.path)
-            if digest.size > self.limit:
+            if node.path in EDGE_RULE_FILES:
+                if digest.size > EDGE_RULE_LIMIT:
+                    raise DeployInvalid(f"{node.path} is {digest.size} bytes; the deployer takes a rules file of at most {EDGE_RULE_LIMIT >> 20} MiB")
+                try:
+                    result.rules[node.path] = self.read(digest).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise DeployInvalid(f"{node.path} is not UTF-8 text") from None
+            elif digest.size > self.limit:
                 result.large.append(LargeFile(node.path, digest, kind))
             else:
                 result.assets.append(Asset(node.path, digest, self.hash_of(digest, node.path), kind))

@@ -173,6 +173,7 @@ class Deployer:
             info = WorkerInfo(
                 tenant=tenant, app=app, script_name=name, version=sequence, action_key=action_key,
                 build_time=_iso(record.created_unix_ms), vars=opts.vars, large=tuple(manifest.large), r2_prefix=r2_prefix,
+                headers=manifest.rules.get("_headers", ""),
             )
             module = worker_module(info)
             result = cached_pb2.DeployResult(
@@ -243,7 +244,7 @@ class Deployer:
         message = f"cached {info.tenant}/{info.app} version {info.version} (action {info.action_key[:16]})"
         tag = f"cached-{info.version}-{uuid.uuid4().hex[:16]}"  # one per deploy attempt: a retried upload finds its version by it
         published = await publisher.publish(
-            name, manifest, module, lambda jwt: version_metadata(assets_jwt=jwt, bindings=binds, message=message, tag=tag),
+            name, manifest, module, lambda jwt: version_metadata(assets_jwt=jwt, bindings=binds, message=message, tag=tag, rules=manifest.rules),
             production=opts.production, message=message,
         )
         result.version_id = published.version_id
@@ -277,7 +278,7 @@ class Deployer:
             info = WorkerInfo(
                 tenant=tenant, app=app, script_name=name, version=chosen.sequence,
                 action_key=chosen.action_key, build_time=_iso(record.created_unix_ms), vars=dict(chosen.vars),
-                large=tuple(manifest.large), r2_prefix=name,
+                large=tuple(manifest.large), r2_prefix=name, headers=manifest.rules.get("_headers", ""),
             )
             await asyncio.to_thread(self._write_local, name, manifest, worker_module(info), info, {})
         return await asyncio.to_thread(self.local.activate, name, chosen.sequence)

@@ -4,7 +4,8 @@ Layout under the local deploy root (the daemon's ``deploy_dir``)::
 
     <script name>/v<sequence>/worker.mjs      the generated Worker module
                              /wrangler.json   a wrangler-compatible config (assets, vars, R2 binding)
-                             /assets/...      the static assets (files up to the asset limit)
+                             /assets/...      the static assets (files up to the asset limit), with _headers
+                                              and _redirects, which Miniflare reads as Cloudflare does
                              /r2/<key>        files over the limit, keyed as in R2; seeded into Miniflare's local R2
                              /.dev.vars       secrets, 0600, only when the deploy has some (wrangler's convention)
     <script name>/current -> v<sequence>      the production version (a rollback moves it)
@@ -67,6 +68,8 @@ class LocalBundles:
             assets.mkdir()
             for a in manifest.assets:
                 self._copy(a.digest, assets / a.path)
+            for rule_file, text in manifest.rules.items():  # _headers, _redirects: Miniflare parses them there
+                (assets / rule_file).write_text(text)
             for f in manifest.large:
                 self._copy(f.digest, tmp / R2_DIR / r2_keys[f.path])
             if secrets:

@@ -27,6 +27,10 @@ import blake3
 BUCKET_SIZE = 2  # small buckets, so a deploy sends several (in parallel)
 EXPECTED_TYPES = {"html": "text/html; charset=utf-8", "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
 BINDING_TYPES = {"plain_text", "secret_text", "r2_bucket", "assets"}
+# Cloudflare reads these from the assets directory; an API upload passes their text in the
+# assets config (wrangler's deploy does), and they are never served as files.
+RULE_FILES = ("_headers", "_redirects")
+ASSET_CONFIG_KEYS = {"not_found_handling", "html_handling", "run_worker_first", "_headers", "_redirects"}
 
 
 def reference_hash(data: bytes, path: str) -> str:
@@ -225,13 +229,15 @@ class FakeCloudflare:
         if not isinstance(manifest, dict) or not manifest:
             return self._violation("upload session without a manifest")
         for key, entry in manifest.items():
+            if key.lstrip("/") in RULE_FILES:
+                return self._violation(f"{key} is in the upload manifest: Cloudflare takes it in the assets config")
             if not key.startswith("/") or "\\" in key or not isinstance(entry, dict) or set(entry) != {"hash", "size"}:
                 return self._violation(f"manifest entry {key!r}: {entry!r}")
             if not re.fullmatch(r"[0-9a-f]{32}", str(entry["hash"])) or not isinstance(entry["size"], int):
                 return self._violation(f"manifest entry {key!r}: bad hash or size")
         expected = self.expected_files.get(name)
         if expected is not None:
-            want = {"/" + p: {"hash": reference_hash(b, p), "size": len(b)} for p, b in expected.items() if len(b) <= 25 << 20}
+            want = {"/" + p: {"hash": reference_hash(b, p), "size": len(b)} for p, b in expected.items() if len(b) <= 25 << 20 and p not in RULE_FILES}
             if manifest != want:
                 diff = sorted(k for k in set(manifest) | set(want) if manifest.get(k) != want.get(k))[:3]
                 return self._violation(f"manifest differs from the files the app built: {diff}")
@@ -321,6 +327,15 @@ class FakeCloudflare:
                 return self._violation("assets.jwt is not a completion token of this script's upload session")
             if assets.get("config", {}).get("not_found_handling") != "single-page-application":
                 return self._violation("assets.config.not_found_handling is not single-page-application")
+            config = assets.get("config", {})
+            if set(config) - ASSET_CONFIG_KEYS:
+                return self._violation(f"assets.config keys {sorted(set(config) - ASSET_CONFIG_KEYS)} are not documented")
+            for rule_file in RULE_FILES:
+                if rule_file in config and not isinstance(config[rule_file], str):
+                    return self._violation(f"assets.config.{rule_file} is not the file's text")
+                expected = self.expected_files.get(name, {}).get(rule_file)
+                if expected is not None and config.get(rule_file) != expected.decode():
+                    return self._violation(f"assets.config.{rule_file} is not the text of the app's {rule_file}")
         with self.lock:
             script = self.scripts.get(name)
             if create:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from apps import spa_app
+from apps import HEADERS_TEXT, REDIRECTS_TEXT, spa_app
 from cf_api import FakeCloudflare, reference_hash
 from rpc import build, deploy, options, outputs, rollback
 from support import DaemonProcess
@@ -104,4 +104,21 @@ def test_rollback_deploys_the_previous_production_version(deploy_daemon: DaemonP
     forced = rollback(deploy_daemon.address, tenant=tenant, app=app, to=2, force=True)
     assert cf.scripts[name].live == v2.version_id == forced.result.version_id
     assert cf.scripts[name].deployments[-1]["force"] is True
+    assert cf.violations == []
+
+
+def test_headers_and_redirects_go_in_the_assets_config_and_not_in_the_upload(deploy_daemon: DaemonProcess, cf: FakeCloudflare) -> None:
+    tenant, app = "t1", "edge_rules"
+    name = script_name(tenant, app)
+    files = spa_app(js="console.log('rules');\n")
+    built = build(deploy_daemon.address, files, tenant=tenant, app=app, env={"EDGE_RULES": "1"})
+    out = outputs(deploy_daemon.address, tenant, built.result)
+    assert out["_headers"].decode() == HEADERS_TEXT and out["_redirects"].decode() == REDIRECTS_TEXT
+    cf.expected_files[name] = out
+    mark = cf.mark()
+    d = deploy(deploy_daemon.address, tenant=tenant, app=app, action_key=built.result.action_key).result
+    assert d.error == "" and d.assets_total == len(out) - 2
+    assert reference_hash(out["_headers"], "_headers") not in cf.uploaded_since(mark)
+    config = cf.scripts[name].versions[-1]["metadata"]["assets"]["config"]
+    assert config == {"not_found_handling": "single-page-application", "_headers": HEADERS_TEXT, "_redirects": REDIRECTS_TEXT}
     assert cf.violations == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from apps import spa_app
+from apps import HEADERS_TEXT, spa_app
 from rpc import build, options, outputs, rollback
 from support import DaemonProcess
 
@@ -65,3 +65,27 @@ def test_rollback_restores_the_previous_versions_content(deploy_daemon: DaemonPr
         js = next(p for p in outputs(deploy_daemon.address, tenant, one.result) if p.endswith(".js"))
         assert http.get("/" + js).content == b"one();\n"
     assert script_name(tenant, app) == current.parent.name
+
+
+def test_headers_and_redirects_of_the_build_are_honoured_by_miniflare(deploy_daemon: DaemonProcess, miniflare_tools: Path) -> None:
+    tenant, app = "t1", "local_rules"
+    built = build(deploy_daemon.address, spa_app(js="rules();\n"), tenant=tenant, app=app, env={"EDGE_RULES": "1"},
+                  deploy=options("local", production=True))
+    d = built.deploy
+    assert d is not None and d.error == "", d
+    files = outputs(deploy_daemon.address, tenant, built.result)
+    assert (Path(d.bundle_dir) / "assets" / "_headers").read_bytes() == files["_headers"] == HEADERS_TEXT.encode()
+    js = next(p for p in files if p.endswith(".js"))
+    with MiniflareServer(Path(d.bundle_dir), tools=miniflare_tools) as mf, httpx.Client(base_url=mf.url, trust_env=False) as http:
+        asset = http.get("/" + js)
+        assert asset.status_code == 200 and asset.content == b"rules();\n" and asset.headers["x-cached-rule"] == "assets"
+        assert "x-cached-rule" not in http.get("/").headers  # the rule is for /assets/* only
+        old = http.get("/old")
+        assert old.status_code == 301 and old.headers["location"].endswith("/new"), old.headers
+        docs = http.get("/docs/intro")
+        assert docs.status_code == 302 and docs.headers["location"].endswith("/guide/intro"), docs.headers
+        for rule_file in ("_headers", "_redirects"):  # read by the runtime, never served as files
+            r = http.get("/" + rule_file)
+            assert files[rule_file] not in r.content, rule_file
+        health = http.get("/__cached/health")
+        assert health.status_code == 200 and health.json()["app"] == app

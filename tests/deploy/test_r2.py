@@ -57,3 +57,35 @@ def test_large_file_is_put_in_r2_once_and_served_from_local_r2_with_exact_bytes(
         assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
         assert r.content == stored
     assert cf.violations == []
+
+
+def test_range_requests_on_a_file_served_from_r2(deploy_daemon: DaemonProcess, miniflare_tools: Path) -> None:
+    tenant, app = "t3", "big_ranges"
+    built = build(deploy_daemon.address, spa_app(js="ranges();\n"), tenant=tenant, app=app, env={"BIG_MIB": "26", "EDGE_RULES": "1"},
+                  deploy=options("local", production=True))
+    d = built.deploy
+    assert d is not None and d.error == "" and d.large_files == 1, d
+    data = outputs(deploy_daemon.address, tenant, built.result)[BIG]
+    size = len(data)
+    assert size > 25 << 20
+    with MiniflareServer(Path(d.bundle_dir), tools=miniflare_tools) as mf, httpx.Client(base_url=mf.url, trust_env=False, timeout=60) as http:
+        cases = {"bytes=0-99": (0, 99), f"bytes={size - 5000}-": (size - 5000, size - 1), "bytes=-4096": (size - 4096, size - 1),
+                 "bytes=123456-123456": (123456, 123456), f"bytes=26000000-{size + 10}": (26000000, size - 1)}
+        for header, (first, last) in cases.items():
+            r = http.get("/" + BIG, headers={"range": header})
+            assert r.status_code == 206, (header, r.status_code, r.text[:200])
+            assert r.headers["content-range"] == f"bytes {first}-{last}/{size}", header
+            assert r.headers["accept-ranges"] == "bytes" and int(r.headers["content-length"]) == last - first + 1
+            assert r.content == data[first:last + 1], header
+        r = http.get("/" + BIG, headers={"range": f"bytes={size}-"})
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}" and r.content == b""
+        head = http.head("/" + BIG, headers={"range": "bytes=10-19"})
+        assert head.status_code == 206 and head.headers["content-range"] == f"bytes 10-19/{size}" and head.content == b""
+        stale = http.get("/" + BIG, headers={"range": "bytes=0-9", "if-range": '"another-version"'})
+        assert stale.status_code == 200 and len(stale.content) == size  # If-Range that does not match: the whole file
+        for header in ("bytes=0-1,5-6", "bytes=9-3", "items=0-1"):  # not one satisfiable byte range: ignored
+            r = http.head("/" + BIG, headers={"range": header})
+            assert r.status_code == 200 and int(r.headers["content-length"]) == size, header
+        # The _headers rules of the build reach the files the Worker serves from R2, as they would as assets.
+        assert r.headers["x-cached-rule"] == "media big.bin" and r.headers["cache-control"] == "public, max-age=60"
+        assert r.headers["accept-ranges"] == "bytes"
