@@ -19,6 +19,7 @@ import time
 from cached.operate.metrics import BuildMetrics
 from cached.store import Removed, Store, Tombstones
 from cached.store.collect import LOW_WATERMARK, CollectReport
+from cached.store.collect import Held as Held  # what a collection could not free yet, re-exported for the Admin servicer
 
 log = logging.getLogger("cached.operate.gc")
 

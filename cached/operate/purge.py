@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from cached.operate.metrics import BuildMetrics
 from cached.store import Removed, RootEntry, Store, Tombstones
+from cached.store.collect import Held
 
 log = logging.getLogger("cached.operate.purge")
 
@@ -65,6 +66,7 @@ class PurgeReport:
     blobs_deleted: int = 0
     bytes_freed: int = 0
     bytes_after: int = 0
+    held: list[Held] = field(default_factory=list)  # what the sweep could not free yet, by reason
 
 
 class Purger:
@@ -118,6 +120,7 @@ class Purger:
             self.tombstones.record([Removed(e.kind, e.key, e.owner) for e in removing], "purged").result()
         swept = self.store.sweep()
         report.blobs_deleted, report.bytes_freed, report.bytes_after = swept.blobs_deleted, swept.bytes_freed, swept.bytes_after
+        report.held = swept.held
         self.metrics.observe_purge(selector.name, report.entries, swept.bytes_freed)
         log.info("purge", extra={"selector": selector.name, "entries": report.entries, "bytes": report.bytes, "bytes_freed": swept.bytes_freed})
         return report

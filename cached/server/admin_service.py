@@ -18,6 +18,7 @@ from cached.execution.steps import StepRunner
 from cached.operate.operations import Operations
 from cached.operate.purge import PurgeSelector
 from cached.operate.stats import Stats
+from cached.operate.gc import Held
 from cached.v1 import admin_pb2, admin_pb2_grpc
 
 
@@ -43,6 +44,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return admin_pb2.PurgeResponse(
             entries=r.entries, bytes=r.bytes, by_kind=r.by_kind, keys=r.keys, dry_run=r.dry_run, blobs_deleted=r.blobs_deleted,
             bytes_freed=r.bytes_freed, bytes_after=r.bytes_after, watermark_set=r.watermark_set,
+            held=held_bytes(r.held), bytes_held=sum(h.bytes for h in r.held),
         )
 
     async def CollectGarbage(self, request: admin_pb2.CollectGarbageRequest, context: grpc.aio.ServicerContext) -> admin_pb2.CollectGarbageResponse:
@@ -54,6 +56,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             roots_evicted=r.roots_evicted, blobs_deleted=r.blobs_deleted, bytes_freed=r.bytes_freed, bytes_before=r.bytes_before,
             bytes_after=r.bytes_after, trees_removed=r.trees_removed, blobs_kept_protected=r.blobs_kept_protected,
             seconds=r.seconds, dry_run=r.dry_run, evicted=[f"{kind}/{key.decode(errors='replace')}" for kind, key in r.evicted],
+            held=held_bytes(r.held), bytes_held=r.bytes_held,
         )
 
     async def Verify(self, request: admin_pb2.VerifyRequest, context: grpc.aio.ServicerContext) -> admin_pb2.VerifyResponse:
@@ -70,6 +73,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if not response.found:
             await context.abort(grpc.StatusCode.NOT_FOUND, response.summary)
         return response
+
+
+def held_bytes(held: list[Held]) -> list[admin_pb2.HeldBytes]:
+    return [admin_pb2.HeldBytes(reason=h.reason, blobs=h.count, bytes=h.bytes, free_from_unix_ms=h.free_from_ns // 1_000_000,
+                                free_all_unix_ms=h.free_all_ns // 1_000_000, detail=h.describe()) for h in held]
 
 
 def stats_response(stats: Stats, *, root: str, processes_started: int) -> admin_pb2.StatsResponse:

@@ -13,6 +13,11 @@ lease covers it, or it was created or put at or after the horizon (the start of
 the oldest running ingest, and at most ``grace_seconds`` before the sweep).
 Roots committed while a sweep runs are seen through ``Protection``'s watch.
 
+The report says what stayed because of a protection (``held``): per reason
+(``leased``, ``grace``, ``running_build``) the blobs, bytes and when the first
+and the last of them become freeable. After an eviction pass every protected
+blob left counts; after a plain sweep only those no remaining root names.
+
 This module must never delete a file without checking, under the protection
 lock, that no put, lease or root revived it since the mark, and never remove a
 materialised tree's directory before its mark is gone from the index.
@@ -24,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +48,40 @@ log = logging.getLogger("cached.store.collect")
 LOW_WATERMARK = 0.9
 
 
+HELD_REASONS = ("leased", "grace", "running_build")
+
+
+def _utc(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ns / 1e9))
+
+
+@dataclass
+class Held:
+    """Bytes a protection kept, for one reason, and when they become freeable (0: when a running build ends)."""
+
+    reason: str
+    count: int = 0  # blobs
+    bytes: int = 0
+    free_from_ns: int = 0  # the first of them
+    free_all_ns: int = 0  # all of them
+
+    def add(self, size: int, free_ns: int) -> None:
+        self.count += 1
+        self.bytes += size
+        if free_ns:
+            self.free_from_ns = free_ns if not self.free_from_ns else min(self.free_from_ns, free_ns)
+            self.free_all_ns = max(self.free_all_ns, free_ns)
+
+    def describe(self) -> str:
+        if self.reason == "running_build":
+            return "in use by a running build (freeable when it ends)"
+        until = _utc(self.free_all_ns)
+        first = f", the first at {_utc(self.free_from_ns)}" if _utc(self.free_from_ns) != until else ""
+        if self.reason == "leased":
+            return f"leased until {until}{first} (a hit leases what it served; a build's dependencies while it runs)"
+        return f"younger than the grace period (until {until}{first})"
+
+
 @dataclass
 class CollectReport:
     roots_evicted: int = 0
@@ -55,6 +95,11 @@ class CollectReport:
     dry_run: bool = False
     seconds: float = 0.0
     evicted: list[tuple[str, bytes]] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)  # what protections kept, by reason (those with bytes only)
+
+    @property
+    def bytes_held(self) -> int:
+        return sum(h.bytes for h in self.held)
 
 
 @dataclass
@@ -175,10 +220,11 @@ class Collector:
             report.roots_evicted = len(evicted_ids)
             report.evicted = sorted(evicted_ids)
 
-        marked: set[bytes] = set(protected)
+        rooted: set[bytes] = set()
         for entry in roots:
             if (entry.kind, entry.key) not in evicted_ids:
-                marked |= self._refs(entry, cache)
+                rooted |= self._refs(entry, cache)
+        marked: set[bytes] = protected | rooted
 
         deleted: list[bytes] = []
         for key in sorted(disk.files):
@@ -202,6 +248,9 @@ class Collector:
         report.bytes_after = report.bytes_before - report.bytes_freed
 
         gone = set(deleted)
+        evicting = max_bytes is not None and disk.total > max_bytes
+        kept = [k for k in disk.files if k not in gone and (evicting or k not in rooted)]
+        report.held = self._held(kept, disk, created, is_new, cache)
         stale = [k for k in created if k not in disk.files and not is_new(k)]
         dead_trees = [
             name for name, digest in self.trees.materialised().items()
@@ -212,6 +261,33 @@ class Collector:
             return
         self.index.submit(lambda txn: self._drop_records(txn, gone | set(stale), dead_trees, horizon)).result()
         self.trees.remove_dirs(dead_trees)
+
+    def _held(
+        self, keys: list[bytes], disk: _Disk, created: dict[bytes, int],
+        is_new: Callable[[bytes], bool], cache: dict[Digest, set[bytes]],
+    ) -> list[Held]:
+        """Sorts the protected ones of ``keys`` by the protection that lasts longest, with when it ends."""
+        now = time.time_ns()
+        blob_ends, tree_ends = self.protection.lease_ends()
+        lease_end = dict(blob_ends)
+        for t, end in tree_ends.items():
+            for k in self._tree_keys(t, cache):
+                lease_end[k] = max(lease_end.get(k, 0), end)
+        held = {r: Held(r) for r in HELD_REASONS}
+        for key in keys:
+            leased = lease_end.get(key, 0)
+            leased = leased if leased > now else 0
+            grace = 0
+            if is_new(key):
+                born = max(created.get(key, 0), self.protection.last_put_ns(key),
+                           disk.ctimes.get(key, 0) if key not in created else 0)
+                grace = born + self.protection.grace_ns
+                if grace <= now:  # newer than the oldest running ingest, past the grace period
+                    held["running_build"].add(disk.sizes[key], 0)
+                    continue
+            if leased or grace:
+                held["leased" if leased >= grace else "grace"].add(disk.sizes[key], max(leased, grace))
+        return [h for h in held.values() if h.count]
 
     def _absorb(self, watch: SweepWatch, marked: set[bytes], cache: dict[Digest, set[bytes]]) -> None:
         """Marks what roots and leases added since the mark began (caller holds the protection lock)."""

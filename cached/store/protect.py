@@ -90,6 +90,10 @@ class Protection:
     def put_since(self, key: bytes, horizon_ns: int) -> bool:
         return self._last_put.get(key, -1) >= horizon_ns
 
+    def last_put_ns(self, key: bytes) -> int:
+        """When ``key`` was last put (0: not since the last sweep forgot it)."""
+        return self._last_put.get(key, 0)
+
     def forget_puts_before(self, horizon_ns: int) -> None:
         with self.lock:
             self._last_put = {k: t for k, t in self._last_put.items() if t >= horizon_ns}
@@ -120,6 +124,14 @@ class Protection:
             self._blob_leases = {k: t for k, t in self._blob_leases.items() if t > now}
             self._tree_leases = {k: t for k, t in self._tree_leases.items() if t > now}
             return set(self._blob_leases), list(self._tree_leases)
+
+    def lease_ends(self) -> tuple[dict[bytes, int], dict[Digest, int]]:
+        """When each live lease ends, as wall-clock nanoseconds (blob leases, tree leases)."""
+        mono, wall = time.monotonic(), time.time_ns()
+        with self.lock:
+            blobs = {k: wall + int((t - mono) * 1e9) for k, t in self._blob_leases.items() if t > mono}
+            trees = {k: wall + int((t - mono) * 1e9) for k, t in self._tree_leases.items() if t > mono}
+        return blobs, trees
 
     def is_leased(self, key: bytes) -> bool:
         return self._blob_leases.get(key, 0.0) > time.monotonic()

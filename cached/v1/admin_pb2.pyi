@@ -116,7 +116,7 @@ class PurgeRequest(_message.Message):
     def __init__(self, app: _Optional[str] = ..., tenant: _Optional[str] = ..., deps_key: _Optional[str] = ..., older_than_seconds: _Optional[int] = ..., all: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class PurgeResponse(_message.Message):
-    __slots__ = ("entries", "bytes", "by_kind", "keys", "dry_run", "blobs_deleted", "bytes_freed", "bytes_after", "watermark_set")
+    __slots__ = ("entries", "bytes", "by_kind", "keys", "dry_run", "blobs_deleted", "bytes_freed", "bytes_after", "watermark_set", "held", "bytes_held")
     class ByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,8 @@ class PurgeResponse(_message.Message):
     BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
     BYTES_AFTER_FIELD_NUMBER: _ClassVar[int]
     WATERMARK_SET_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    BYTES_HELD_FIELD_NUMBER: _ClassVar[int]
     entries: int
     bytes: int
     by_kind: _containers.ScalarMap[str, int]
@@ -142,7 +144,25 @@ class PurgeResponse(_message.Message):
     bytes_freed: int
     bytes_after: int
     watermark_set: bool
-    def __init__(self, entries: _Optional[int] = ..., bytes: _Optional[int] = ..., by_kind: _Optional[_Mapping[str, int]] = ..., keys: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ..., blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., bytes_after: _Optional[int] = ..., watermark_set: _Optional[bool] = ...) -> None: ...
+    held: _containers.RepeatedCompositeFieldContainer[HeldBytes]
+    bytes_held: int
+    def __init__(self, entries: _Optional[int] = ..., bytes: _Optional[int] = ..., by_kind: _Optional[_Mapping[str, int]] = ..., keys: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ..., blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., bytes_after: _Optional[int] = ..., watermark_set: _Optional[bool] = ..., held: _Optional[_Iterable[_Union[HeldBytes, _Mapping]]] = ..., bytes_held: _Optional[int] = ...) -> None: ...
+
+class HeldBytes(_message.Message):
+    __slots__ = ("reason", "blobs", "bytes", "free_from_unix_ms", "free_all_unix_ms", "detail")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_FROM_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    FREE_ALL_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    blobs: int
+    bytes: int
+    free_from_unix_ms: int
+    free_all_unix_ms: int
+    detail: str
+    def __init__(self, reason: _Optional[str] = ..., blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., free_from_unix_ms: _Optional[int] = ..., free_all_unix_ms: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class CollectGarbageRequest(_message.Message):
     __slots__ = ("max_bytes", "dry_run")
@@ -153,7 +173,7 @@ class CollectGarbageRequest(_message.Message):
     def __init__(self, max_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class CollectGarbageResponse(_message.Message):
-    __slots__ = ("roots_evicted", "blobs_deleted", "bytes_freed", "bytes_before", "bytes_after", "trees_removed", "blobs_kept_protected", "seconds", "dry_run", "evicted")
+    __slots__ = ("roots_evicted", "blobs_deleted", "bytes_freed", "bytes_before", "bytes_after", "trees_removed", "blobs_kept_protected", "seconds", "dry_run", "evicted", "held", "bytes_held")
     ROOTS_EVICTED_FIELD_NUMBER: _ClassVar[int]
     BLOBS_DELETED_FIELD_NUMBER: _ClassVar[int]
     BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +184,8 @@ class CollectGarbageResponse(_message.Message):
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     EVICTED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    BYTES_HELD_FIELD_NUMBER: _ClassVar[int]
     roots_evicted: int
     blobs_deleted: int
     bytes_freed: int
@@ -174,7 +196,9 @@ class CollectGarbageResponse(_message.Message):
     seconds: float
     dry_run: bool
     evicted: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, roots_evicted: _Optional[int] = ..., blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., bytes_before: _Optional[int] = ..., bytes_after: _Optional[int] = ..., trees_removed: _Optional[int] = ..., blobs_kept_protected: _Optional[int] = ..., seconds: _Optional[float] = ..., dry_run: _Optional[bool] = ..., evicted: _Optional[_Iterable[str]] = ...) -> None: ...
+    held: _containers.RepeatedCompositeFieldContainer[HeldBytes]
+    bytes_held: int
+    def __init__(self, roots_evicted: _Optional[int] = ..., blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., bytes_before: _Optional[int] = ..., bytes_after: _Optional[int] = ..., trees_removed: _Optional[int] = ..., blobs_kept_protected: _Optional[int] = ..., seconds: _Optional[float] = ..., dry_run: _Optional[bool] = ..., evicted: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[_Union[HeldBytes, _Mapping]]] = ..., bytes_held: _Optional[int] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("repair",)

@@ -179,3 +179,41 @@ def test_a_cap_below_what_is_protected_keeps_the_newest_roots(tmp_path: Path) ->
         report = store.collect(max_bytes=1)
         assert report.roots_evicted == 0
         assert all(store.get_root("actions", n, lease=False) is not None for n in (b"one", b"two", b"three"))
+
+
+def test_a_collect_reports_what_it_could_not_free_by_reason_and_when_it_can(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s", grace_seconds=60, lease_seconds=600) as store:
+        start = time.time_ns()
+        hit = _root_with_blob(store, b"hit", size=3 * KB)
+        assert store.get_root("actions", b"hit") is not None  # a hit: leased for 600 s
+        fresh = store.blobs.put_bytes(os.urandom(2 * KB))  # nobody names it, younger than the grace period
+        report = store.collect(max_bytes=1)
+        held = {h.reason: h for h in report.held}
+        assert set(held) == {"leased", "grace"}, report.held
+        assert (held["leased"].count, held["leased"].bytes) == (1, hit.size)
+        assert (held["grace"].count, held["grace"].bytes) == (1, fresh.size)
+        assert report.bytes_held == hit.size + fresh.size == report.bytes_after
+        end = time.time_ns()
+        assert start + 600e9 <= held["leased"].free_from_ns == held["leased"].free_all_ns <= end + 600e9
+        assert start + 60e9 <= held["grace"].free_all_ns <= end + 60e9
+        assert held["leased"].describe().startswith("leased until 20")
+        assert held["grace"].describe().startswith("younger than the grace period (until 20")
+        assert store.blobs.has(hit) and store.blobs.has(fresh)
+
+
+def test_blobs_of_a_running_ingest_past_the_grace_are_held_by_the_running_build(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s", grace_seconds=0.05, lease_seconds=0) as store:
+        with store.ingesting():
+            blob = store.blobs.put_bytes(b"put by a build still running")
+            time.sleep(0.1)
+            report = store.sweep()
+            assert [(h.reason, h.count, h.bytes, h.free_all_ns) for h in report.held] == [("running_build", 1, blob.size, 0)]
+            assert "running build" in report.held[0].describe()
+        assert store.sweep().held == []  # the build ended: nothing holds it any more
+        assert not store.blobs.has(blob)
+
+
+def test_a_sweep_without_a_cap_reports_no_bytes_a_root_keeps(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s", grace_seconds=60, lease_seconds=0) as store:
+        _root_with_blob(store, b"kept")
+        assert store.sweep().held == []

@@ -66,6 +66,16 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :bytes_freed, :int64, 7
       optional :bytes_after, :int64, 8
       optional :watermark_set, :bool, 9
+      repeated :held, :message, 10, "cached.v1.HeldBytes"
+      optional :bytes_held, :int64, 11
+    end
+    add_message "cached.v1.HeldBytes" do
+      optional :reason, :string, 1
+      optional :blobs, :int64, 2
+      optional :bytes, :int64, 3
+      optional :free_from_unix_ms, :int64, 4
+      optional :free_all_unix_ms, :int64, 5
+      optional :detail, :string, 6
     end
     add_message "cached.v1.CollectGarbageRequest" do
       proto3_optional :max_bytes, :int64, 1
@@ -82,6 +92,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :seconds, :double, 8
       optional :dry_run, :bool, 9
       repeated :evicted, :string, 10
+      repeated :held, :message, 11, "cached.v1.HeldBytes"
+      optional :bytes_held, :int64, 12
     end
     add_message "cached.v1.VerifyRequest" do
       optional :repair, :bool, 1
@@ -151,6 +163,7 @@ module Cached
     StatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.StatsResponse").msgclass
     PurgeRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgeRequest").msgclass
     PurgeResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgeResponse").msgclass
+    HeldBytes = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.HeldBytes").msgclass
     CollectGarbageRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.CollectGarbageRequest").msgclass
     CollectGarbageResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.CollectGarbageResponse").msgclass
     VerifyRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.VerifyRequest").msgclass
