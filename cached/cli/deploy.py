@@ -2,8 +2,10 @@
 
 Both commands go through the daemon (which holds the Cloudflare token and the
 store); ``--serve`` then runs Miniflare on the local bundle the daemon wrote,
-on 127.0.0.1, until Ctrl-C. Secrets given as ``--secret NAME`` are read from
-the environment variable NAME, so they need not appear on a command line.
+on 127.0.0.1, until Ctrl-C, SIGTERM or SIGHUP; Miniflare and workerd end
+with the command, on SIGKILL too (see MiniflareServer). Secrets given as
+``--secret NAME`` are read from the environment variable NAME, so they need
+not appear on a command line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -123,19 +126,34 @@ def _serve(bundle: Path, port: int, data: dict[str, object] | None) -> int:
     from cached.deploy.local import MiniflareServer
 
     server = MiniflareServer(bundle, port=port)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS[1:]}  # SIGTERM, SIGHUP: as Ctrl-C
     try:
-        url = server.start()
-    except DeployError as e:
-        print(f"cached: {e}", file=sys.stderr)
-        return 1
-    if data is not None:
-        print(json.dumps({**data, "serving": url}), flush=True)
-    else:
-        print(f"serving {bundle} at {url} (Ctrl-C to stop)", flush=True)
-    try:
+        try:
+            url = server.start()
+        except DeployError as e:
+            print(f"cached: {e}", file=sys.stderr)
+            return 1
+        if data is not None:
+            print(json.dumps({**data, "serving": url}), flush=True)
+        else:
+            print(f"serving {bundle} at {url} (Ctrl-C to stop)", flush=True)
         server.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        for sig in STOP_SIGNALS:  # a second signal must not cut the stopping short
+            previous.setdefault(sig, signal.getsignal(sig))
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            server.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

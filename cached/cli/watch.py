@@ -1,8 +1,8 @@
 """`cached watch APP_DIR`: the command; the watching itself is ``cached/watch.py``.
 
-It turns the arguments into a ``WatchSettings``, makes SIGTERM stop the
-watcher as Ctrl-C does, and runs it. The watcher (and watchfiles with it) is
-imported only when the command runs.
+It turns the arguments into a ``WatchSettings``, makes SIGTERM and SIGHUP
+stop the watcher as Ctrl-C does (a second one at once), and runs it. The
+watcher (and watchfiles with it) is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -38,5 +38,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         mode=args.mode, script=args.script, env=parse_env(args.env), deploy_local=args.deploy == "local",
         port=args.port, debounce_ms=args.debounce_ms, max_builds=args.max_builds, json=args.json,
     ))
-    signal.signal(signal.SIGTERM, lambda *_: watcher.stop_event.set())
+
+    def stop(signum: int, frame: object) -> None:
+        if watcher.stop_event.is_set():  # a second one: stop now, even in the middle of a build
+            raise KeyboardInterrupt
+        watcher.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # the terminal went away: Miniflare and workerd must not stay
     return watcher.run()

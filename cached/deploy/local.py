@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -115,7 +116,17 @@ def miniflare_dir() -> Path:
 
 
 class MiniflareServer:
-    """Runs ``tools/miniflare/serve.mjs`` on a bundle, on 127.0.0.1; ``url`` once it is ready."""
+    """Runs ``tools/miniflare/serve.mjs`` on a bundle, on 127.0.0.1; ``url`` once it is ready.
+
+    Miniflare (node) and the workerd it starts end with the process that
+    started them, however it ends: node runs in a session of its own (a
+    terminal's signals reach only the command), is sent SIGTERM when its
+    parent dies (``pdeathsig.py``: SIGKILL included; start it from the main
+    thread, whose death is the one that counts) and also watches its parent
+    itself (its stdin, a pipe from here, closes; its parent pid changes).
+    On SIGTERM, SIGINT, SIGHUP or a dead parent it stops workerd before it
+    exits. ``stop`` ends node and then whatever of its process group is left.
+    """
 
     def __init__(self, bundle: Path, *, port: int = 0, tools: Path | None = None, node: str = "node") -> None:
         self.bundle = bundle
@@ -123,6 +134,7 @@ class MiniflareServer:
         self.tools = tools or miniflare_dir()
         self.node = node
         self.proc: subprocess.Popen[str] | None = None
+        self._group_gone = False  # stop killed what was left of node's process group
         self.url = ""
         self.output: deque[str] = deque(maxlen=200)  # the last lines Miniflare printed
 
@@ -134,15 +146,21 @@ class MiniflareServer:
             except _EarlyExit as e:
                 if attempt == attempts:
                     raise DeployError(f"Miniflare did not start on {self.bundle}: {e}") from None
+            except BaseException:  # a signal or Ctrl-C while it starts: nothing is left running
+                self.stop()
+                raise
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout_s: float) -> str:
         script = self.tools / "serve.mjs"
         if not (self.tools / "node_modules" / "miniflare").is_dir():
             raise DeployError(f"Miniflare is not installed: run `npm ci` in {self.tools}")
+        launcher = [sys.executable, "-I", "-S", str(Path(__file__).with_name("pdeathsig.py")), str(os.getpid()), str(int(signal.SIGTERM))]
+        self._group_gone = False
         self.proc = subprocess.Popen(
-            [self.node, str(script), "--bundle", str(self.bundle.absolute()), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=self.tools,
+            [*launcher, self.node, str(script), "--bundle", str(self.bundle.absolute()), "--host", "127.0.0.1", "--port", str(self.port),
+             "--parent", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=self.tools,
         )
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
@@ -172,14 +190,21 @@ class MiniflareServer:
         return self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        proc = self.proc
+        if proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.wait()
+        if not self._group_gone:  # once: node led its process group, so workerd is in it if node left it behind
+            self._group_gone = True
+            _kill_group(proc.pid)
+        if proc.stdin is not None:
+            proc.stdin.close()
 
     def __enter__(self) -> "MiniflareServer":
         self.start()
@@ -191,6 +216,13 @@ class MiniflareServer:
 
 class _EarlyExit(Exception):
     """Miniflare exited before it printed its URL; the message is its stderr."""
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _drain(stream: "IO[str] | None", into: deque[str]) -> None:

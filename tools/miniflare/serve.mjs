@@ -1,7 +1,9 @@
 // Serves a local deploy bundle made by cached (worker.mjs, wrangler.json, assets/, r2/, .dev.vars)
 // with Miniflare on 127.0.0.1, then prints one JSON line {"url": ...} once it is ready.
-//   node serve.mjs --bundle DIR [--host 127.0.0.1] [--port 0]
+//   node serve.mjs --bundle DIR [--host 127.0.0.1] [--port 0] [--parent PID]
 // R2 buckets are in memory, seeded from the bundle's r2/ directory (object key = path below r2/).
+// It ends, and takes workerd along, on SIGTERM, SIGINT or SIGHUP and, with --parent, when process PID
+// is no longer its parent or its stdin (a pipe from that process) closes: the parent died, even by SIGKILL.
 import { Miniflare } from "miniflare";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -32,7 +34,33 @@ function* walk(dir, prefix = "") {
   }
 }
 
+// The runtimes this process started (workerd), killed on the way out whatever way that is.
+function killChildren() {
+  let tasks = [];
+  try { tasks = readdirSync("/proc/self/task"); } catch { return; }
+  for (const task of tasks) {
+    let pids = "";
+    try { pids = readFileSync(`/proc/self/task/${task}/children`, "utf8"); } catch { continue; }
+    for (const pid of pids.split(" ").filter(Boolean)) {
+      try { process.kill(Number(pid), "SIGKILL"); } catch { /* already gone */ }
+    }
+  }
+}
+
+// Exiting runs Miniflare's exit hook, which kills workerd and removes Miniflare's temporary directory, synchronously
+// (mf.dispose() would leave the directory to an asynchronous removal that an exit cuts short).
+const stop = () => process.exit(0);
+process.on("exit", killChildren);
+for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(sig, stop);
+
 const args = parseArgs(process.argv.slice(2));
+if (args.parent) {
+  const parent = Number(args.parent);
+  if (process.ppid !== parent) stop();
+  setInterval(() => { if (process.ppid !== parent) stop(); }, 250);
+  for (const event of ["end", "close", "error"]) process.stdin.on(event, stop);
+  process.stdin.resume();
+}
 const bundle = path.resolve(args.bundle);
 const config = JSON.parse(readFileSync(path.join(bundle, "wrangler.json"), "utf8"));
 const r2 = config.r2_buckets ?? [];
@@ -64,7 +92,4 @@ if (r2.length && existsSync(seedDir)) {
     }
   }
 }
-const stop = async () => { await mf.dispose(); process.exit(0); };
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
 console.log(JSON.stringify({ url: url.href }));
