@@ -72,6 +72,9 @@ def test_stats_json(daemon: DaemonProcess, tmp_path: Path) -> None:
     data = json.loads(done.stdout)
     assert data["blobs"] > 0 and data["bytes"] > 0 and data["actions"] >= 1
     assert any(a["tenant"] == "t1" and a["app"] == "stats-app" for a in data["per_app"])
+    assert not any(a["app"].startswith(".") for a in data["per_app"])  # internal apps (shadow checks) are never listed
+    assert data["shadow"].keys() == {"builds", "bytes", "entries"}
+    assert all(t["shadow"].keys() == {"builds", "bytes", "entries"} for t in data["per_tenant"])
 
 
 def test_second_daemon_on_the_same_root_refuses_with_a_clear_message(daemon: DaemonProcess) -> None:

@@ -81,12 +81,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
              "bytes": a.bytes, "entries": a.entries, "builds": a.builds, "action_hits": a.action_hits,
              "hit_rate": round(a.hit_rate, 4), "builds_failed": a.builds_failed} for a in s.app_stats]
     tenants = [{"tenant": t.tenant, "bytes": t.bytes, "entries": t.entries, "apps": t.apps, "builds": t.builds,
-                "action_hits": t.action_hits, "hit_rate": round(t.hit_rate, 4), "last_build_unix_ms": t.last_build_unix_ms} for t in s.tenant_stats]
+                "action_hits": t.action_hits, "hit_rate": round(t.hit_rate, 4), "last_build_unix_ms": t.last_build_unix_ms,
+                "shadow": {"builds": t.shadow_builds, "bytes": t.shadow_bytes, "entries": t.shadow_entries}} for t in s.tenant_stats]
     data = {
         "root": s.root, "digest_function": s.digest_function, "blobs": s.blobs, "bytes": s.bytes, "actions": s.actions,
         "apps": s.apps, "entries": dict(s.entries), "max_bytes": s.max_bytes, "builds": s.builds, "action_hits": s.action_hits,
         "hit_rate": round(s.hit_rate, 4), "builds_failed": s.builds_failed, "evictions": s.evictions,
         "processes_started": s.processes_started, "metrics_address": s.metrics_address, "per_tenant": tenants, "per_app": apps,
+        "shadow": {"builds": s.shadow_builds, "bytes": s.shadow_bytes, "entries": s.shadow_entries},
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -96,11 +98,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"store {s.root} ({s.digest_function}): {format_bytes(s.bytes)}{cap} in {s.blobs} blobs; {entries}")
     print(f"since start: {s.builds} builds, {s.action_hits} action hits ({s.hit_rate:.0%}), {s.builds_failed} failed, "
           f"{s.evictions} entries evicted, {s.processes_started} child processes")
+    if s.shadow_builds or s.shadow_entries:
+        print(f"shadow checks (cold rebuilds comparing warm output): {s.shadow_builds} builds, "
+              f"{format_bytes(s.shadow_bytes)} in {s.shadow_entries} entries")
     if s.metrics_address:
         print(f"metrics: http://{s.metrics_address}/metrics")
     for t in tenants:
         print(f"tenant {t['tenant']}: {format_bytes(t['bytes'])} in {t['entries']} entries, {t['apps']} apps, "
-              f"{t['builds']} builds ({t['hit_rate']:.0%} hits), last build {_when(t['last_build_unix_ms'])}")
+              f"{t['builds']} builds ({t['hit_rate']:.0%} hits), last build {_when(t['last_build_unix_ms'])}"
+              + (f"; shadow checks: {t['shadow']['builds']} builds, {format_bytes(t['shadow']['bytes'])}" if t["shadow"]["builds"] or t["shadow"]["entries"] else ""))
         for a in (a for a in apps if a["tenant"] == t["tenant"]):
             print(f"  {a['app']}: {format_bytes(a['bytes'])} in {a['entries']} entries, {a['builds']} builds "
                   f"({a['hit_rate']:.0%} hits), last build {_when(a['last_build_unix_ms'])}")

@@ -160,6 +160,8 @@ class Explainer:
 
     def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
         owner = f"{tenant}/{app}"
+        if app.startswith("."):  # the daemon's own (a shadow check's cold rebuild): no caller's app
+            return admin_pb2.ExplainResponse(found=False, state="absent", summary=f"{owner} is internal to the daemon, not an app")
         history = self.history.load(owner)
         current = self.store.apps.get(tenant, app)
         if history is None or not history.HasField("last"):

@@ -7,7 +7,9 @@ bytes nudges the automatic collector.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from cached.execution.events import EventStream
@@ -74,6 +76,10 @@ class Operations:
     def build_ended(self, spec: BuildSpec, events: EventStream, result: cached_pb2.BuildResult | None, error: BaseException | None) -> None:
         try:
             self.metrics.observe_build(spec.owner, events.decisions, events.phase_ms, result, events.metrics, error)
+            counted = result is not None or (error is not None and not isinstance(error, asyncio.CancelledError))
+            if counted:  # in memory; the store's writer keeps it in batches, so hit rates survive a restart
+                self.store.app_counts.add(spec.owner, builds=1, action_hits=int(result is not None and result.cache == "hit"),
+                                          failed=int(result is None), last_build_unix_ms=int(time.time() * 1000))
         except Exception:  # noqa: BLE001 - metrics never fail a build
             log.warning("could not count a build", exc_info=True, extra={"owner": spec.owner})
         if result is not None and events.metrics is not None and events.metrics.bytes_ingested:

@@ -1,9 +1,14 @@
-"""Stats per tenant and app: bytes and entries from the store, builds and hit rate since start.
+"""Stats per tenant and app: bytes and entries from the store, builds and hit rate (kept in the store, so across restarts).
 
 Bytes per app are what its entries name (an entry's size is its blobs and
 trees), so a blob shared by two entries counts in both: the totals come from
 the store itself, deduplicated. Entries belong to the app that made them; an
 action entry another app of the tenant hits stays its maker's.
+
+Internal apps (a name starting with ".": the warm layer's shadow checks,
+``.shadow-<app>``, cold rebuilds comparing a warm output) are no caller's:
+they are never listed; the shadow checks' builds, bytes and entries are
+counted apart, per tenant and in the totals.
 
 The answer is plain data (``Stats``): the Admin servicer turns it into a
 response. This module knows nothing of the API; it reads every entry, so call
@@ -16,6 +21,13 @@ from dataclasses import dataclass, field
 
 from cached.operate.metrics import BuildMetrics
 from cached.store import Store
+from cached.warm.layer import SHADOW_PREFIX
+
+INTERNAL_PREFIX = "."  # app ids cannot start with a dot: an app so named is the daemon's own
+
+
+def is_internal(app: str) -> bool:
+    return app.startswith(INTERNAL_PREFIX)
 
 
 def rate(hits: int, builds: int) -> float:
@@ -48,6 +60,9 @@ class TenantUsage:
     builds: int = 0
     action_hits: int = 0
     last_build_unix_ms: int = 0
+    shadow_builds: int = 0  # the warm layer's shadow checks (cold rebuilds), never in builds
+    shadow_bytes: int = 0
+    shadow_entries: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -72,6 +87,9 @@ class Stats:
     entries: dict[str, int] = field(default_factory=dict)
     app_stats: list[AppUsage] = field(default_factory=list)
     tenant_stats: list[TenantUsage] = field(default_factory=list)
+    shadow_builds: int = 0
+    shadow_bytes: int = 0
+    shadow_entries: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -95,13 +113,22 @@ def collect_stats(store: Store, metrics: BuildMetrics, *, builds: int, action_hi
             u = usage.setdefault(e.owner, _Usage())
             u.bytes += e.size
             u.entries += 1
-    counters = metrics.app_counters()
+    counters = store.app_counts.all()
     records = store.apps.all()
     apps: list[AppUsage] = []
     tenants: dict[str, TenantUsage] = {}
+    shadow = TenantUsage(tenant="")
     for owner in sorted(set(records) | set(counters) | set(usage)):
         tenant, _, app = owner.partition("/")
         record, c, u = records.get(owner), counters.get(owner), usage.get(owner, _Usage())
+        if is_internal(app):
+            if app.startswith(SHADOW_PREFIX):
+                t = tenants.setdefault(tenant, TenantUsage(tenant=tenant))
+                for acc in (t, shadow):
+                    acc.shadow_builds += record.builds if record else 0
+                    acc.shadow_bytes += u.bytes
+                    acc.shadow_entries += u.entries
+            continue
         app_builds, hits = (c.builds, c.action_hits) if c else (0, 0)
         last = max(c.last_build_unix_ms if c else 0, record.last_build_unix_ms if record else 0)
         apps.append(AppUsage(
@@ -116,8 +143,10 @@ def collect_stats(store: Store, metrics: BuildMetrics, *, builds: int, action_hi
         t.action_hits += hits
         t.last_build_unix_ms = max(t.last_build_unix_ms, last)
     return Stats(
-        blob_count=totals.blobs, bytes=totals.bytes, actions=totals.roots.get(store.actions.kind, 0), apps=totals.apps,
+        blob_count=totals.blobs, bytes=totals.bytes, actions=totals.roots.get(store.actions.kind, 0),
+        apps=sum(not is_internal(owner.partition("/")[2]) for owner in records),
         digest_function=store.hasher.function, builds=builds, action_hits=action_hits,
         builds_failed=metrics.failed_total, evictions=metrics.evicted_total, max_bytes=max_bytes,
         metrics_address=metrics.address, entries=entries, app_stats=apps, tenant_stats=[tenants[k] for k in sorted(tenants)],
+        shadow_builds=shadow.shadow_builds, shadow_bytes=shadow.shadow_bytes, shadow_entries=shadow.shadow_entries,
     )

@@ -85,7 +85,8 @@ def stats_response(stats: Stats, *, root: str, processes_started: int) -> admin_
         blobs=stats.blob_count, bytes=stats.bytes, actions=stats.actions, apps=stats.apps, digest_function=stats.digest_function,
         root=root, processes_started=processes_started, builds=stats.builds, action_hits=stats.action_hits,
         hit_rate=stats.hit_rate, builds_failed=stats.builds_failed, evictions=stats.evictions, max_bytes=stats.max_bytes,
-        metrics_address=stats.metrics_address,
+        metrics_address=stats.metrics_address, shadow_builds=stats.shadow_builds, shadow_bytes=stats.shadow_bytes,
+        shadow_entries=stats.shadow_entries,
     )
     response.entries.update(stats.entries)
     response.app_stats.extend(admin_pb2.AppStats(
@@ -95,6 +96,7 @@ def stats_response(stats: Stats, *, root: str, processes_started: int) -> admin_
     ) for a in stats.app_stats)
     response.tenant_stats.extend(admin_pb2.TenantStats(
         tenant=t.tenant, bytes=t.bytes, entries=t.entries, apps=t.apps, builds=t.builds, action_hits=t.action_hits,
-        hit_rate=t.hit_rate, last_build_unix_ms=t.last_build_unix_ms,
+        hit_rate=t.hit_rate, last_build_unix_ms=t.last_build_unix_ms, shadow_builds=t.shadow_builds,
+        shadow_bytes=t.shadow_bytes, shadow_entries=t.shadow_entries,
     ) for t in stats.tenant_stats)
     return response

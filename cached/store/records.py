@@ -2,7 +2,8 @@
 
 ``store.actions``, ``store.deps``, ``store.resolutions`` and ``store.vitecache``
 are roots (they keep blobs alive: see ``roots.py``); ``store.apps`` holds each
-app's last build, ``store.watermarks`` the purge watermarks,
+app's last build, ``store.app_counts`` each app's builds by outcome (kept
+in memory, written in batches by the writer), ``store.watermarks`` the purge watermarks,
 ``store.deployments`` the deployed versions, ``store.histories`` the app
 histories that explain reads, and ``store.tombstones`` (``tombstones.py``)
 what eviction, purge and repair removed. ``Lookups.action`` answers a build's
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import struct
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import lmdb
@@ -32,6 +34,8 @@ from cached.v1 import operate_pb2, records_pb2
 
 _NS = struct.Struct(">Q")
 HISTORY_PREFIX = b"history\x00"  # in ``meta``, beside the tombstones
+APP_COUNT_PREFIX = b"appcount\x00"  # in ``meta``: an app's builds, action hits, failures, last build
+_COUNTS = struct.Struct(">QQQQ")
 
 
 class RootRecords:
@@ -114,6 +118,68 @@ class AppRecords:
 
     def count(self) -> int:
         return self._index.count("apps")
+
+
+@dataclass
+class AppCount:
+    """An app's builds since its first (across restarts): answered, of which action hits, and failed."""
+
+    builds: int = 0
+    action_hits: int = 0
+    failed: int = 0
+    last_build_unix_ms: int = 0
+
+    def add(self, other: "AppCount") -> None:
+        self.builds += other.builds
+        self.action_hits += other.action_hits
+        self.failed += other.failed
+        self.last_build_unix_ms = max(self.last_build_unix_ms, other.last_build_unix_ms)
+
+
+class AppCounts:
+    """``tenant/app`` -> its ``AppCount``: ``add`` only counts in memory (a hit never writes); the
+    writer folds what accumulated into the index every flush interval and at close."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+        self._meta = index.db("meta")
+        self._pending: dict[str, AppCount] = {}
+        self._inflight: dict[str, AppCount] = {}  # handed to the writer, not yet in the index
+        self._lock = threading.Lock()
+        index.add_periodic(self._flush)
+
+    def add(self, owner: str, *, builds: int = 0, action_hits: int = 0, failed: int = 0, last_build_unix_ms: int = 0) -> None:
+        with self._lock:
+            self._pending.setdefault(owner, AppCount()).add(AppCount(builds, action_hits, failed, last_build_unix_ms))
+
+    def all(self) -> dict[str, AppCount]:
+        """Every app's counts, by "tenant/app": what the index holds plus what is still in memory."""
+        out = {k[len(APP_COUNT_PREFIX):].decode(): AppCount(*_COUNTS.unpack(v)) for k, v in self._index.items("meta", APP_COUNT_PREFIX)}
+        with self._lock:
+            for pending in (self._inflight, self._pending):
+                for owner, c in pending.items():
+                    out.setdefault(owner, AppCount()).add(c)
+        return out
+
+    def _flush(self) -> Callable[[lmdb.Transaction], None] | None:
+        with self._lock:
+            if not self._pending:
+                return None
+            pending, self._pending = self._pending, {}
+            self._inflight = pending
+        meta, lock = self._meta, self._lock
+
+        def fn(txn: lmdb.Transaction) -> None:
+            for owner, c in pending.items():
+                key = APP_COUNT_PREFIX + owner.encode()
+                raw = txn.get(key, db=meta)
+                stored = AppCount(*_COUNTS.unpack(raw)) if raw is not None else AppCount()
+                stored.add(c)
+                txn.put(key, _COUNTS.pack(stored.builds, stored.action_hits, stored.failed, stored.last_build_unix_ms), db=meta)
+            with lock:
+                self._inflight = {}
+
+        return fn
 
 
 class Watermarks:

@@ -31,7 +31,7 @@ from cached.store.index import Index
 from cached.store.lock import RootLock
 from cached.store.protect import Protection
 from cached.store.records import (
-    ActionRoots, AppHistories, AppRecords, AppScopedRoots, Deployments, Lookups, RootRecords, Watermarks,
+    ActionRoots, AppCounts, AppHistories, AppRecords, AppScopedRoots, Deployments, Lookups, RootRecords, Watermarks,
 )
 from cached.store.roots import ROOT_KINDS, RootEntry, RootStore
 from cached.store.tombstones import Tombstones
@@ -131,6 +131,7 @@ class Store(AbstractContextManager["Store"]):
             self.resolutions = RootRecords(self.roots, "resolutions")
             self.vitecache = AppScopedRoots(self.roots, "vitecache")
             self.apps = AppRecords(self.index)
+            self.app_counts = AppCounts(self.index)
             self.watermarks = Watermarks(self.index)
             self.deployments = Deployments(self.index)
             self.histories = AppHistories(self.index)

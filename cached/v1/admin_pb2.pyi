@@ -35,7 +35,7 @@ class AppStats(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., app: _Optional[str] = ..., last_action_key: _Optional[str] = ..., last_build_unix_ms: _Optional[int] = ..., bytes: _Optional[int] = ..., entries: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., hit_rate: _Optional[float] = ..., builds_failed: _Optional[int] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "bytes", "entries", "apps", "builds", "action_hits", "hit_rate", "last_build_unix_ms")
+    __slots__ = ("tenant", "bytes", "entries", "apps", "builds", "action_hits", "hit_rate", "last_build_unix_ms", "shadow_builds", "shadow_bytes", "shadow_entries")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,9 @@ class TenantStats(_message.Message):
     ACTION_HITS_FIELD_NUMBER: _ClassVar[int]
     HIT_RATE_FIELD_NUMBER: _ClassVar[int]
     LAST_BUILD_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     bytes: int
     entries: int
@@ -52,10 +55,13 @@ class TenantStats(_message.Message):
     action_hits: int
     hit_rate: float
     last_build_unix_ms: int
-    def __init__(self, tenant: _Optional[str] = ..., bytes: _Optional[int] = ..., entries: _Optional[int] = ..., apps: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., hit_rate: _Optional[float] = ..., last_build_unix_ms: _Optional[int] = ...) -> None: ...
+    shadow_builds: int
+    shadow_bytes: int
+    shadow_entries: int
+    def __init__(self, tenant: _Optional[str] = ..., bytes: _Optional[int] = ..., entries: _Optional[int] = ..., apps: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., hit_rate: _Optional[float] = ..., last_build_unix_ms: _Optional[int] = ..., shadow_builds: _Optional[int] = ..., shadow_bytes: _Optional[int] = ..., shadow_entries: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root", "processes_started", "builds", "action_hits", "entries", "tenant_stats", "hit_rate", "builds_failed", "evictions", "max_bytes", "metrics_address")
+    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root", "processes_started", "builds", "action_hits", "entries", "tenant_stats", "hit_rate", "builds_failed", "evictions", "max_bytes", "metrics_address", "shadow_builds", "shadow_bytes", "shadow_entries")
     class EntriesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +86,9 @@ class StatsResponse(_message.Message):
     EVICTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_BUILDS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     blobs: int
     bytes: int
     actions: int
@@ -97,7 +106,10 @@ class StatsResponse(_message.Message):
     evictions: int
     max_bytes: int
     metrics_address: str
-    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ..., processes_started: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., entries: _Optional[_Mapping[str, int]] = ..., tenant_stats: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., hit_rate: _Optional[float] = ..., builds_failed: _Optional[int] = ..., evictions: _Optional[int] = ..., max_bytes: _Optional[int] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    shadow_builds: int
+    shadow_bytes: int
+    shadow_entries: int
+    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ..., processes_started: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., entries: _Optional[_Mapping[str, int]] = ..., tenant_stats: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., hit_rate: _Optional[float] = ..., builds_failed: _Optional[int] = ..., evictions: _Optional[int] = ..., max_bytes: _Optional[int] = ..., metrics_address: _Optional[str] = ..., shadow_builds: _Optional[int] = ..., shadow_bytes: _Optional[int] = ..., shadow_entries: _Optional[int] = ...) -> None: ...
 
 class PurgeRequest(_message.Message):
     __slots__ = ("app", "tenant", "deps_key", "older_than_seconds", "all", "dry_run")

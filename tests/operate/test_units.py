@@ -174,3 +174,25 @@ def test_differences_name_files_env_names_and_packages_never_values() -> None:
     assert "react 19.0.0 -> 19.3.1" in diffs["packages"].detail
     assert list(diffs["deps"].changed) == ["lockfile"]
     assert differences(after, after) == []
+
+
+def test_stats_never_list_internal_apps_and_count_shadow_checks_apart(store: Store) -> None:
+    from cached.operate.explain import Explainer
+    from cached.operate.stats import collect_stats
+    from cached.server.admin_service import stats_response
+
+    store.apps.put("bars", "w1", records_pb2.AppRecord(last_action_key="a1", builds=3)).result()
+    store.apps.put("bars", ".shadow-w1", records_pb2.AppRecord(last_action_key="a1", builds=2)).result()
+    store.vitecache.put(store.vitecache.key("bars", ".shadow-w1"), b"v", owner="bars/.shadow-w1").result()
+    store.vitecache.put(store.vitecache.key("bars", "w1"), b"v", owner="bars/w1").result()
+    stats = collect_stats(store, BuildMetrics(), builds=0, action_hits=0, max_bytes=0)
+    assert [(a.tenant, a.app) for a in stats.app_stats] == [("bars", "w1")]
+    assert stats.apps == 1
+    (tenant,) = stats.tenant_stats
+    assert (tenant.apps, tenant.entries, tenant.shadow_builds, tenant.shadow_entries) == (1, 1, 2, 1)
+    assert (stats.shadow_builds, stats.shadow_entries) == (2, 1)
+    response = stats_response(stats, root="r", processes_started=0)
+    assert [a.app for a in response.app_stats] == ["w1"]
+    assert (response.shadow_builds, response.tenant_stats[0].shadow_builds, response.tenant_stats[0].shadow_entries) == (2, 2, 1)
+    explained = Explainer(store, None, store.tombstones).explain("bars", ".shadow-w1")  # type: ignore[arg-type]
+    assert not explained.found and "internal" in explained.summary

@@ -38,3 +38,30 @@ def test_named_record_stores_round_trip(store: Store) -> None:
     assert store.vitecache.peek(b"t/app") is not None and [e.key for e in store.vitecache.iter()] == [b"t/app"]
     assert store.vitecache.delete([b"t/app"]).result() == 1 and store.vitecache.count() == 0
     assert store.watermarks.get("t/app") == 0
+
+
+def test_app_counts_add_in_memory_and_the_writer_keeps_them_across_a_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store.open(tmp_path / "s", flush_interval=3600.0)
+    try:
+        writes = store.index.write_txn_count
+        for hit in (False, True, True):
+            store.app_counts.add("bars/w1", builds=1, action_hits=int(hit), last_build_unix_ms=5)
+        store.app_counts.add("bars/w2", builds=1, failed=1, last_build_unix_ms=7)
+        assert store.index.write_txn_count == writes  # counting never writes
+        counts = store.app_counts.all()  # what is still in memory counts
+        assert (counts["bars/w1"].builds, counts["bars/w1"].action_hits, counts["bars/w2"].failed) == (3, 2, 1)
+    finally:
+        store.close()  # the writer folds them in on close
+    again = Store.open(tmp_path / "s", flush_interval=3600.0)
+    try:
+        again.app_counts.add("bars/w1", builds=1, action_hits=1, last_build_unix_ms=9)
+        counts = again.app_counts.all()
+        assert (counts["bars/w1"].builds, counts["bars/w1"].action_hits, counts["bars/w1"].last_build_unix_ms) == (4, 3, 9)
+        assert (counts["bars/w2"].builds, counts["bars/w2"].failed) == (1, 1)
+    finally:
+        again.close()
+    third = Store.open(tmp_path / "s")
+    try:
+        assert third.app_counts.all()["bars/w1"].builds == 4
+    finally:
+        third.close()

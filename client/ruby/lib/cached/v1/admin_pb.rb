@@ -28,6 +28,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :action_hits, :int64, 6
       optional :hit_rate, :double, 7
       optional :last_build_unix_ms, :int64, 8
+      optional :shadow_builds, :int64, 9
+      optional :shadow_bytes, :int64, 10
+      optional :shadow_entries, :int64, 11
     end
     add_message "cached.v1.StatsResponse" do
       optional :blobs, :int64, 1
@@ -47,6 +50,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :evictions, :int64, 15
       optional :max_bytes, :int64, 16
       optional :metrics_address, :string, 17
+      optional :shadow_builds, :int64, 18
+      optional :shadow_bytes, :int64, 19
+      optional :shadow_entries, :int64, 20
     end
     add_message "cached.v1.PurgeRequest" do
       optional :app, :string, 1
