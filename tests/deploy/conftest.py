@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from cf_api import FakeCloudflare
+from deploy_support import R2_BUCKET, R2_KEY, R2_SECRET, S3Server
 from support import DaemonProcess
-
-R2_BUCKET = "cached-deploy-test"
-R2_KEY, R2_SECRET = "testing-access-key", "testing-secret-key"
-
-
-@dataclass
-class S3Server:
-    endpoint: str
-    bucket: str
-
-    def client(self, region: str = "auto"):  # type: ignore[no-untyped-def]
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name=region, aws_access_key_id=R2_KEY, aws_secret_access_key=R2_SECRET,
-            config=Config(signature_version="s3v4", request_checksum_calculation="when_required", response_checksum_validation="when_required"),
-        )
 
 
 @pytest.fixture(scope="session")

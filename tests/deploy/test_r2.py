@@ -10,7 +10,7 @@ import httpx
 
 from apps import spa_app
 from cf_api import FakeCloudflare
-from conftest import S3Server
+from deploy_support import S3Server
 from rpc import build, deploy, options, outputs
 from support import DaemonProcess
 

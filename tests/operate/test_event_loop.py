@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cached_client import Client
-from conftest import sample, scrape
+from operate_support import sample, scrape
 from support import WRITE_DIST, DaemonProcess, tiny_app
 
 UPLOAD_BYTES = 200 << 20

@@ -6,7 +6,7 @@ import json
 import time
 
 from cached_client import Client
-from conftest import run_cli
+from operate_support import run_cli
 from support import DaemonProcess, tiny_app
 
 LARGE = """

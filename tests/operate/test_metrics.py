@@ -11,7 +11,7 @@ import pytest
 
 from cached_client import CachedError, Client
 from cached.v1 import cached_pb2
-from conftest import ADMIN_TOKEN, BUILD_TOKEN, run_cli, sample, scrape
+from operate_support import ADMIN_TOKEN, BUILD_TOKEN, run_cli, sample, scrape
 from support import WRITE_DIST, DaemonProcess, tiny_app
 
 

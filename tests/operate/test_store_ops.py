@@ -11,7 +11,7 @@ import pytest
 
 from cached_client import BuildResult, Client
 from cached.v1 import tree_pb2
-from conftest import PAUSE, SHORT, run_cli, wait_for
+from operate_support import PAUSE, SHORT, run_cli, wait_for
 from support import WRITE_DIST, DaemonProcess, tiny_app
 
 BIG = """
