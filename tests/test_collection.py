@@ -9,9 +9,9 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 
-def collected_files() -> set[str]:
+def collected_files(*paths: Path) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(TESTS)],
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *(str(p) for p in paths or (TESTS,))],
         cwd=TESTS.parent, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -23,6 +23,13 @@ def test_every_test_file_in_the_tree_is_collected() -> None:
     assert on_disk, "no test files found"
     missing = sorted(on_disk - collected_files())
     assert not missing, f"test files pytest does not collect (rename the directory or fix norecursedirs): {missing}"
+
+
+def test_the_test_directories_named_together_collect_the_same_files() -> None:
+    """Named one by one on the command line (as a developer runs two of them), no directory's helpers
+    shadow another's: two modules named conftest once made this fail."""
+    dirs = sorted(p for p in TESTS.iterdir() if p.is_dir() and any(p.rglob("test_*.py")))
+    assert collected_files(*dirs) == {f for f in collected_files() if "/" in f.removeprefix("tests/")}
 
 
 def test_no_package_or_test_directory_is_named_build() -> None:
