@@ -19,6 +19,9 @@ lockfile is rewritten:
   ``resolved`` instead would also keep npm at the registry, but makes it
   fetch each package's packument first, and with ``--prefer-offline`` a
   cached packument older than the version asked for fails the install;
+- an entry with an ``integrity`` and no ``resolved`` (lockfiles written with
+  ``omit-lockfile-registry-resolved``) is resolved to the registry's tarball
+  the same way, for the same two reasons;
 - ``file:`` and ``link`` entries (inside the install's scratch dir, which
   holds only the files of the deps key) are kept;
 - anything else (a git dependency, a tarball URL that is not the registry's)
@@ -145,6 +148,11 @@ def registry_only(lockfile: bytes, registry: str) -> bytes:
             foreign.append((label, version))  # v1: the version is the source (a git or tarball URL)
             continue
         if not isinstance(resolved, str) or not resolved:
+            if version and not alias and entry.get("integrity") and not entry.get("inBundle") and not entry.get("bundled"):
+                # npm would look the tarball up in the package's packument first, and with
+                # --prefer-offline a cached packument older than this version fails the install.
+                entry["resolved"] = reg.tarball(name, version)
+                changed = True
             continue
         if _is_web(resolved):
             if reg.holds(resolved):

@@ -210,6 +210,23 @@ def test_an_install_script_reaches_no_port_of_the_host(local_daemon: DaemonProce
     assert trap.connections == 0
 
 
+def test_a_version_published_after_its_packument_was_cached_installs_from_a_lockfile_without_resolved(
+    local_daemon: DaemonProcess, registry: LocalRegistry,
+) -> None:
+    """Lockfiles without ``resolved`` (as the example apps') name only version and integrity: the install
+    fetches the registry's tarball itself, so a packument npm cached before the version existed does not
+    fail it (npm ci --prefer-offline answered ETARGET)."""
+    name = f"late{uuid.uuid4().hex[:8]}"
+    first = _publish(registry, "1.0.0", name=name)
+    with Client(local_daemon.address) as client:
+        client.build(files=_app("1.0.0", {"integrity": integrity(first)}, name=name), app="late1", tenant="t1",
+                     env={"FROM": f"node_modules/{name}/index.js"})
+        second = _publish(registry, "2.0.0", name=name)  # the packument in npm's cache knows only 1.0.0
+        result = client.build(files=_app("2.0.0", {"integrity": integrity(second)}, name=name), app="late2", tenant="t1",
+                              env={"FROM": f"node_modules/{name}/index.js"})
+        assert _output(client, "t1", result, "out.txt").startswith(b"module.exports")
+
+
 CACHE_PROBE = """
 const fs = require("node:fs"), path = require("node:path");
 const cache = process.env.npm_config_cache || "";
@@ -267,12 +284,24 @@ def _lock(entries: dict[str, dict[str, object]]) -> bytes:
 def test_entries_at_the_registry_and_local_ones_are_kept_as_they_are() -> None:
     lock = _lock({
         "node_modules/a": {"version": "1.0.0", "resolved": "https://registry.test/npm/a/-/a-1.0.0.tgz", "integrity": "sha512-x"},
-        "node_modules/b": {"version": "1.0.0", "integrity": "sha512-y"},
         "node_modules/c": {"version": "1.0.0", "resolved": "file:patches/c-1.0.0.tgz", "integrity": "sha512-z"},
         "node_modules/d": {"resolved": "packages/d", "link": True},
         "packages/d": {"version": "1.0.0"},
+        "node_modules/e/node_modules/f": {"version": "1.0.0", "inBundle": True},
     })
     assert registry_only(lock, REGISTRY) is lock  # unchanged, byte for byte
+
+
+def test_an_entry_without_resolved_is_resolved_to_the_registrys_tarball() -> None:
+    lock = _lock({
+        "node_modules/b": {"version": "1.0.0", "integrity": "sha512-y"},
+        "node_modules/@s/g": {"version": "2.0.0", "integrity": "sha512-w"},
+        "node_modules/al": {"name": "real", "version": "3.0.0", "integrity": "sha512-v"},
+    })
+    out = json.loads(registry_only(lock, REGISTRY))["packages"]
+    assert out["node_modules/b"]["resolved"] == "https://registry.test/npm/b/-/b-1.0.0.tgz"
+    assert out["node_modules/@s/g"]["resolved"] == "https://registry.test/npm/@s/g/-/g-2.0.0.tgz"
+    assert out["node_modules/al"]["resolved"] == "https://registry.test/npm/real/-/real-3.0.0.tgz"
 
 
 def test_registry_tarballs_elsewhere_are_fetched_from_the_registry() -> None:
