@@ -202,17 +202,7 @@ module Cached
       missing = call { @content.find_missing_blobs(V1::FindMissingBlobsRequest.new(tenant: tenant, digests: by_hash.values.map(&:last)), metadata: metadata) }.missing
       return [] if missing.empty?
 
-      chunks = Enumerator.new do |out|
-        missing.each_with_index do |digest, i|
-          blob = by_hash.fetch(digest["hash"]).first
-          out << V1::UploadChunk.new(tenant: i.zero? ? tenant : "", digest: digest, data: blob.byteslice(0, UPLOAD_CHUNK) || "")
-          offset = UPLOAD_CHUNK
-          while offset < blob.bytesize
-            out << V1::UploadChunk.new(data: blob.byteslice(offset, UPLOAD_CHUNK))
-            offset += UPLOAD_CHUNK
-          end
-        end
-      end
+      chunks = upload_chunks(tenant, missing.map { |digest| [by_hash.fetch(digest["hash"]).first, { digest: digest }] })
       call { @content.upload_blobs(chunks, metadata: metadata) }.stored.to_a
     end
 
@@ -265,11 +255,12 @@ module Cached
       [digests.merge(sent), stored]
     end
 
-    # One UploadBlobs stream of blobs sent without a digest; the daemon returns theirs, in order.
-    def upload_unknown(tenant, blobs)
-      chunks = Enumerator.new do |out|
-        blobs.each_with_index do |blob, i|
-          out << V1::UploadChunk.new(tenant: i.zero? ? tenant : "", unknown_digest: true, data: blob.byteslice(0, UPLOAD_CHUNK) || "")
+    # The chunks of one UploadBlobs stream: the tenant on the first, each blob's first chunk with its
+    # head (its digest, or unknown_digest), the rest of a blob in UPLOAD_CHUNK pieces.
+    def upload_chunks(tenant, blobs_with_heads)
+      Enumerator.new do |out|
+        blobs_with_heads.each_with_index do |(blob, head), i|
+          out << V1::UploadChunk.new(tenant: i.zero? ? tenant : "", data: blob.byteslice(0, UPLOAD_CHUNK) || "", **head)
           offset = UPLOAD_CHUNK
           while offset < blob.bytesize
             out << V1::UploadChunk.new(data: blob.byteslice(offset, UPLOAD_CHUNK))
@@ -277,6 +268,11 @@ module Cached
           end
         end
       end
+    end
+
+    # One UploadBlobs stream of blobs sent without a digest; the daemon returns theirs, in order.
+    def upload_unknown(tenant, blobs)
+      chunks = upload_chunks(tenant, blobs.map { |blob| [blob, { unknown_digest: true }] })
       stored = call { @content.upload_blobs(chunks, metadata: metadata) }.stored.to_a
       unless stored.size == blobs.size && stored.zip(blobs).all? { |d, b| d.size == b.bytesize }
         raise Error.new(GRPC::Core::StatusCodes::INTERNAL, "the daemon stored #{stored.size} blobs of #{blobs.size} sent")
