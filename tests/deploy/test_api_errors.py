@@ -92,14 +92,27 @@ def test_500_more_times_than_attempts_is_a_server_error_after_n_attempts(cf: Fak
 
 
 def test_limiter_holds_calls_to_its_window() -> None:
-    async def run() -> tuple[float, int]:
-        limiter = RateLimiter(limit=2, window_s=0.3)
-        started = time.monotonic()
+    """On a clock of the test's own: the third call in a window of two waits for the first to leave it."""
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    async def run() -> list[float]:
+        limiter = RateLimiter(limit=2, window_s=0.5, clock=lambda: now[0], sleep=sleep)
+        sent = []
         for _ in range(3):
             await limiter.acquire()
-        return time.monotonic() - started, limiter.waits
-    elapsed, waits = asyncio.run(run())
-    assert waits == 1 and elapsed >= 0.25
+            sent.append(now[0])
+            now[0] += 0.125  # binary fractions: the fake clock's sums are exact
+        assert limiter.waits == 1
+        return sent
+
+    sent = asyncio.run(run())
+    assert slept == [0.25]  # the first call left the window 0.5 after it was made, 0.25 after the third asked
+    assert sent[2] - sent[0] == 0.5
 
 
 def test_limiters_are_one_per_token_within_a_set_and_never_shared_between_sets() -> None:
