@@ -34,8 +34,19 @@ def rate(hits: int, builds: int) -> float:
     return hits / builds if builds else 0.0
 
 
+class _HitRate:
+    """The action-cache hit rate of whatever counts ``builds`` and ``action_hits``."""
+
+    builds: int
+    action_hits: int
+
+    @property
+    def hit_rate(self) -> float:
+        return rate(self.action_hits, self.builds)
+
+
 @dataclass
-class AppUsage:
+class AppUsage(_HitRate):
     tenant: str
     app: str
     last_action_key: str = ""
@@ -46,13 +57,9 @@ class AppUsage:
     action_hits: int = 0
     builds_failed: int = 0
 
-    @property
-    def hit_rate(self) -> float:
-        return rate(self.action_hits, self.builds)
-
 
 @dataclass
-class TenantUsage:
+class TenantUsage(_HitRate):
     tenant: str
     bytes: int = 0
     entries: int = 0
@@ -64,13 +71,9 @@ class TenantUsage:
     shadow_bytes: int = 0
     shadow_entries: int = 0
 
-    @property
-    def hit_rate(self) -> float:
-        return rate(self.action_hits, self.builds)
-
 
 @dataclass
-class Stats:
+class Stats(_HitRate):
     """The store's totals, entries by kind, and the figures of every tenant and app (sorted)."""
 
     blob_count: int
@@ -90,10 +93,6 @@ class Stats:
     shadow_builds: int = 0
     shadow_bytes: int = 0
     shadow_entries: int = 0
-
-    @property
-    def hit_rate(self) -> float:
-        return rate(self.action_hits, self.builds)
 
 
 @dataclass
