@@ -81,6 +81,25 @@ def lockfile_packages(lockfile: bytes | None) -> dict[str, str]:
     return {k: str(v.get("version", "")) for k, v in packages.items() if k and isinstance(v, dict)}
 
 
+def package_refs(lockfile: bytes | None) -> list[records_pb2.PackageRef]:
+    """Every installable ``node_modules/...`` entry of a v2/v3 lockfile, with its real name (an alias's target)."""
+    try:
+        data = json.loads(lockfile or b"{}")
+    except ValueError:
+        return []
+    packages = data.get("packages") if isinstance(data, dict) else None
+    if not isinstance(packages, dict):
+        return []
+    refs = []
+    for path, entry in packages.items():
+        if not path or not isinstance(entry, dict) or entry.get("link"):
+            continue
+        name = entry.get("name") if isinstance(entry.get("name"), str) else path.rsplit("node_modules/", 1)[-1]
+        integrity = entry.get("integrity") if isinstance(entry.get("integrity"), str) else ""
+        refs.append(records_pb2.PackageRef(path=path, name=name, version=str(entry.get("version", "")), integrity=integrity))
+    return refs
+
+
 def describe_package_changes(before: dict[str, str], after: dict[str, str]) -> str:
     changed = diff_maps(before, after)
     parts = []
@@ -221,6 +240,7 @@ class DependencyLayer:
             record = records_pb2.DepsRecord(
                 tree=tree_digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
                 packages=lockfile_packages(lock.content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
+                refs=package_refs(lock.content), method="npm ci",
             )
             await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(tree_digest,), owner=spec.owner))
             log.info("dependencies installed", extra={"deps_key": deps_key, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})

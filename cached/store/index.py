@@ -34,7 +34,7 @@ log = logging.getLogger("cached.store.index")
 
 T = TypeVar("T")
 
-ROOT_DBS = ("actions", "deps", "resolutions", "vitecache")
+ROOT_DBS = ("actions", "deps", "resolutions", "vitecache", "packages")
 DATABASES = ("blobs", *ROOT_DBS, "apps", "access", "owners", "trees", "meta", "watermarks", "deployments")
 
 MAX_BATCH = 2048

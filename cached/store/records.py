@@ -1,7 +1,7 @@
 """Named record stores: one typed object per database of the index, so no caller names one.
 
-``store.actions``, ``store.deps``, ``store.resolutions`` and ``store.vitecache``
-are roots (they keep blobs alive: see ``roots.py``); ``store.apps`` holds each
+``store.actions``, ``store.deps``, ``store.resolutions``, ``store.vitecache``
+and ``store.packages`` (registry packages by integrity) are roots (they keep blobs alive: see ``roots.py``); ``store.apps`` holds each
 app's last build, ``store.app_counts`` each app's builds by outcome (kept
 in memory, written in batches by the writer), ``store.watermarks`` the purge watermarks,
 ``store.deployments`` the deployed versions, ``store.histories`` the app

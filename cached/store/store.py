@@ -130,6 +130,7 @@ class Store(AbstractContextManager["Store"]):
             self.deps = RootRecords(self.roots, "deps")
             self.resolutions = RootRecords(self.roots, "resolutions")
             self.vitecache = AppScopedRoots(self.roots, "vitecache")
+            self.packages = RootRecords(self.roots, "packages")  # by sha512 integrity (hex): cached/packages/
             self.apps = AppRecords(self.index)
             self.app_counts = AppCounts(self.index)
             self.watermarks = Watermarks(self.index)

@@ -2,7 +2,7 @@ from cached.v1 import tree_pb2 as _tree_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -68,7 +68,7 @@ class AppRecord(_message.Message):
     def __init__(self, last_action_key: _Optional[str] = ..., last_build_unix_ms: _Optional[int] = ..., sources: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., deps_key: _Optional[str] = ..., toolchain: _Optional[str] = ..., script: _Optional[str] = ..., mode: _Optional[str] = ..., purge_watermark_ns: _Optional[int] = ..., builds: _Optional[int] = ...) -> None: ...
 
 class DepsRecord(_message.Message):
-    __slots__ = ("tree", "files", "bytes", "packages", "created_unix_ms", "install_ms")
+    __slots__ = ("tree", "files", "bytes", "packages", "created_unix_ms", "install_ms", "refs", "method")
     class PackagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,13 +82,47 @@ class DepsRecord(_message.Message):
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     INSTALL_MS_FIELD_NUMBER: _ClassVar[int]
+    REFS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
     tree: _tree_pb2.Digest
     files: int
     bytes: int
     packages: _containers.ScalarMap[str, str]
     created_unix_ms: int
     install_ms: float
-    def __init__(self, tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., packages: _Optional[_Mapping[str, str]] = ..., created_unix_ms: _Optional[int] = ..., install_ms: _Optional[float] = ...) -> None: ...
+    refs: _containers.RepeatedCompositeFieldContainer[PackageRef]
+    method: str
+    def __init__(self, tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., packages: _Optional[_Mapping[str, str]] = ..., created_unix_ms: _Optional[int] = ..., install_ms: _Optional[float] = ..., refs: _Optional[_Iterable[_Union[PackageRef, _Mapping]]] = ..., method: _Optional[str] = ...) -> None: ...
+
+class PackageRef(_message.Message):
+    __slots__ = ("path", "name", "version", "integrity")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    version: str
+    integrity: str
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., integrity: _Optional[str] = ...) -> None: ...
+
+class PackageRecord(_message.Message):
+    __slots__ = ("tree", "name", "version", "files", "bytes", "tarball_bytes", "fetched_unix_ms")
+    TREE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    TARBALL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    tree: _tree_pb2.Digest
+    name: str
+    version: str
+    files: int
+    bytes: int
+    tarball_bytes: int
+    fetched_unix_ms: int
+    def __init__(self, tree: _Optional[_Union[_tree_pb2.Digest, _Mapping]] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ..., tarball_bytes: _Optional[int] = ..., fetched_unix_ms: _Optional[int] = ...) -> None: ...
 
 class ResolutionRecord(_message.Message):
     __slots__ = ("lockfile", "resolved_unix_ms")

@@ -37,6 +37,23 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       map :packages, :string, :string, 4
       optional :created_unix_ms, :int64, 5
       optional :install_ms, :double, 6
+      repeated :refs, :message, 7, "cached.v1.PackageRef"
+      optional :method, :string, 8
+    end
+    add_message "cached.v1.PackageRef" do
+      optional :path, :string, 1
+      optional :name, :string, 2
+      optional :version, :string, 3
+      optional :integrity, :string, 4
+    end
+    add_message "cached.v1.PackageRecord" do
+      optional :tree, :message, 1, "cached.v1.Digest"
+      optional :name, :string, 2
+      optional :version, :string, 3
+      optional :files, :int64, 4
+      optional :bytes, :int64, 5
+      optional :tarball_bytes, :int64, 6
+      optional :fetched_unix_ms, :int64, 7
     end
     add_message "cached.v1.ResolutionRecord" do
       optional :lockfile, :bytes, 1
@@ -55,6 +72,8 @@ module Cached
     ActionRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ActionRecord").msgclass
     AppRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.AppRecord").msgclass
     DepsRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.DepsRecord").msgclass
+    PackageRef = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PackageRef").msgclass
+    PackageRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PackageRecord").msgclass
     ResolutionRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ResolutionRecord").msgclass
     ViteCacheRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ViteCacheRecord").msgclass
   end
