@@ -107,9 +107,11 @@ class Phase(_message.Message):
         STATE_UNSPECIFIED: _ClassVar[Phase.State]
         STARTED: _ClassVar[Phase.State]
         FINISHED: _ClassVar[Phase.State]
+        PROGRESS: _ClassVar[Phase.State]
     STATE_UNSPECIFIED: Phase.State
     STARTED: Phase.State
     FINISHED: Phase.State
+    PROGRESS: Phase.State
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
@@ -163,7 +165,7 @@ class CacheDecision(_message.Message):
     def __init__(self, layer: _Optional[str] = ..., result: _Optional[_Union[CacheDecision.Result, str]] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Metrics(_message.Message):
-    __slots__ = ("decisions", "phase_ms", "output_files", "output_bytes", "bytes_ingested", "bytes_restored", "duration_ms", "deps_method", "deps_files", "deps_bytes", "deps_ms")
+    __slots__ = ("decisions", "phase_ms", "output_files", "output_bytes", "bytes_ingested", "bytes_restored", "duration_ms", "deps_method", "deps_files", "deps_bytes", "deps_ms", "packages_reused", "packages_fetched", "package_bytes_downloaded")
     class PhaseMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +184,9 @@ class Metrics(_message.Message):
     DEPS_FILES_FIELD_NUMBER: _ClassVar[int]
     DEPS_BYTES_FIELD_NUMBER: _ClassVar[int]
     DEPS_MS_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_REUSED_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FETCHED_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_BYTES_DOWNLOADED_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[CacheDecision]
     phase_ms: _containers.ScalarMap[str, float]
     output_files: int
@@ -193,7 +198,10 @@ class Metrics(_message.Message):
     deps_files: int
     deps_bytes: int
     deps_ms: float
-    def __init__(self, decisions: _Optional[_Iterable[_Union[CacheDecision, _Mapping]]] = ..., phase_ms: _Optional[_Mapping[str, float]] = ..., output_files: _Optional[int] = ..., output_bytes: _Optional[int] = ..., bytes_ingested: _Optional[int] = ..., bytes_restored: _Optional[int] = ..., duration_ms: _Optional[float] = ..., deps_method: _Optional[str] = ..., deps_files: _Optional[int] = ..., deps_bytes: _Optional[int] = ..., deps_ms: _Optional[float] = ...) -> None: ...
+    packages_reused: int
+    packages_fetched: int
+    package_bytes_downloaded: int
+    def __init__(self, decisions: _Optional[_Iterable[_Union[CacheDecision, _Mapping]]] = ..., phase_ms: _Optional[_Mapping[str, float]] = ..., output_files: _Optional[int] = ..., output_bytes: _Optional[int] = ..., bytes_ingested: _Optional[int] = ..., bytes_restored: _Optional[int] = ..., duration_ms: _Optional[float] = ..., deps_method: _Optional[str] = ..., deps_files: _Optional[int] = ..., deps_bytes: _Optional[int] = ..., deps_ms: _Optional[float] = ..., packages_reused: _Optional[int] = ..., packages_fetched: _Optional[int] = ..., package_bytes_downloaded: _Optional[int] = ...) -> None: ...
 
 class OutputFile(_message.Message):
     __slots__ = ("path", "digest", "executable")

@@ -52,6 +52,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       value :STATE_UNSPECIFIED, 0
       value :STARTED, 1
       value :FINISHED, 2
+      value :PROGRESS, 3
     end
     add_message "cached.v1.Log" do
       optional :stream, :enum, 1, "cached.v1.Log.Stream"
@@ -88,6 +89,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :deps_files, :int64, 9
       optional :deps_bytes, :int64, 10
       optional :deps_ms, :double, 11
+      optional :packages_reused, :int64, 12
+      optional :packages_fetched, :int64, 13
+      optional :package_bytes_downloaded, :int64, 14
     end
     add_message "cached.v1.OutputFile" do
       optional :path, :string, 1
