@@ -1,4 +1,4 @@
-"""`cached stats`, `purge`, `gc`, `verify` and `explain` (the operations options of `cached serve` are in serve.py).
+"""`cached stats`, `purge`, `gc`, `verify` and `explain`, also by package (the operations options of `cached serve` are in serve.py).
 
 Every command calls the running daemon's Admin service (which owns the
 store), so it works while builds run; with tokens configured it needs the
@@ -26,12 +26,14 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     common(stats)
     stats.set_defaults(func=cmd_stats)
 
-    purge = sub.add_parser("purge", help="clear one app, one tenant, one dependency tree, old entries or everything")
+    purge = sub.add_parser("purge", help="clear one app, one tenant, one dependency tree, one package version, old entries or everything")
     add_app_name_options(purge, required=False, tenant_help="alone: remove the tenant's results and Vite caches; with --app: the app's next build "
                          "misses (reason purged), apps sharing its results still hit")
     which = purge.add_mutually_exclusive_group()
     which.add_argument("--deps", default="", metavar="KEY", help="remove one dependency tree (see `cached explain`)")
     which.add_argument("--older-than", default="", metavar="AGE", help="remove entries unused for this long (e.g. 7d, 12h)")
+    which.add_argument("--package", default="", metavar="NAME@VERSION", help="remove every tree holding this package version "
+                       "(aliases too), the results and Vite caches built on them and its package records, for every tenant")
     which.add_argument("--all", action="store_true", help="remove every entry")
     purge.add_argument("--dry-run", action="store_true", help="print what would go and how many bytes; change nothing")
     common(purge)
@@ -48,8 +50,12 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     common(verify)
     verify.set_defaults(func=cmd_verify)
 
-    explain = sub.add_parser("explain", help="what an app's last keys are made of, and what changed since the build before")
-    add_app_name_options(explain)
+    explain = sub.add_parser("explain", help="what an app's last keys are made of and what changed since the build before; "
+                             "or, with --package, which apps' last builds used a package")
+    add_app_name_options(explain, required=False)
+    explain.add_argument("--package", default="", metavar="NAME[@VERSION]", help="the tenants and apps whose last build used "
+                         "this package (every version without @VERSION), where it sits, and how many trees hold it")
+    explain.add_argument("--limit", type=int, default=0, help="with --package: apps listed at most (default 100)")
     common(explain)
     explain.set_defaults(func=cmd_explain)
 
@@ -119,9 +125,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cached: {e}", file=sys.stderr)
         return 2
-    if (bool(args.tenant) + bool(args.deps) + bool(args.older_than) + bool(args.all)) != 1:
-        print("cached: purge takes one of --tenant T [--app A], --deps KEY, --older-than AGE, --all", file=sys.stderr)
+    if (bool(args.tenant) + bool(args.deps) + bool(args.older_than) + bool(args.package) + bool(args.all)) != 1:
+        print("cached: purge takes one of --tenant T [--app A], --deps KEY, --package NAME@VERSION, --older-than AGE, --all", file=sys.stderr)
         return 2
+    if args.package:
+        return _purge_package(args)
     app = f"{args.tenant}/{args.app}" if args.app else ""
     r = _call(args, lambda c: c.purge(app=app, tenant="" if app else args.tenant, deps_key=args.deps, older_than_s=older,
                                       all=args.all, dry_run=args.dry_run))
@@ -138,6 +146,36 @@ def cmd_purge(args: argparse.Namespace) -> int:
     else:
         print(f"removed {r.entries} entries naming {format_bytes(r.bytes)} ({kinds}); the sweep freed "
               f"{format_bytes(r.bytes_freed)} in {r.blobs_deleted} blobs; store now {format_bytes(r.bytes_after)}")
+    _print_held(r)
+    for key in r.keys:
+        print(f"  {key}")
+    if r.entries > len(r.keys):
+        print(f"  ... and {r.entries - len(r.keys)} more")
+    return 0
+
+
+def _purge_package(args: argparse.Namespace) -> int:
+    r = _call(args, lambda c: c.purge_package(args.package, dry_run=args.dry_run))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+        return 0
+    package = f"{r.name}@{r.version}"
+    kinds = ", ".join(f"{t.entries} {k} ({format_bytes(t.bytes)})" for k, t in sorted(r.by_kind.items())) or "none"
+    if not r.entries:
+        print(f"{package}: no stored tree, result or package record holds it; nothing to remove")
+        return 0
+    if r.dry_run:
+        print(f"would remove {r.entries} entries made with {package}, naming {format_bytes(r.bytes)} ({kinds}); nothing was changed")
+    else:
+        late = f", {r.late_entries} of them committed by builds while it ran" if r.late_entries else ""
+        print(f"removed {r.entries} entries made with {package}, naming {format_bytes(r.bytes)} ({kinds}{late}); the sweep freed "
+              f"{format_bytes(r.bytes_freed)} in {r.blobs_deleted} blobs; store now {format_bytes(r.bytes_after)}")
+    if r.apps_count:
+        verb = "would rebuild" if r.dry_run else "rebuild"
+        print(f"{r.apps_count} apps {verb} on their next build (reason purged): {', '.join(r.apps)}"
+              + (f" and {r.apps_count - len(r.apps)} more" if r.apps_count > len(r.apps) else ""))
+        if not r.dry_run:
+            print(f"  their lockfiles still name {package}: update them, or the next install fetches it again")
     _print_held(r)
     for key in r.keys:
         print(f"  {key}")
@@ -194,6 +232,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.package:
+        if args.app or args.tenant:
+            print("cached: explain takes --package NAME[@VERSION] or --tenant T --app A, not both", file=sys.stderr)
+            return 2
+        return _explain_package(args)
+    if not (args.tenant and args.app):
+        print("cached: explain needs the app (--tenant TENANT --app APP, or --app TENANT/APP) or --package NAME[@VERSION]", file=sys.stderr)
+        return 2
     r = _call(args, lambda c: c.explain(args.tenant, args.app))
     if args.json:
         print(json.dumps(_message(r), indent=2))
@@ -207,6 +253,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"  {d.detail}")
         if not r.differences:
             print("  same inputs")
+    return 0
+
+
+def _explain_package(args: argparse.Namespace) -> int:
+    r = _call(args, lambda c: c.explain_package(args.package, limit=args.limit))
+    if args.json:
+        print(json.dumps(_message(r), indent=2))
+        return 0
+    print(r.summary)
+    for u in r.uses:
+        print(f"  {u.tenant}/{u.app}: {', '.join(u.versions)} at {', '.join(u.paths)} (last build {_when(u.last_build_unix_ms)}, deps {u.deps_key})")
+    if r.truncated:
+        print(f"  ... and {r.apps - len(r.uses)} more apps (--limit N lists more)")
+    if r.apps and r.version:
+        print(f"remove them with `cached purge --package {r.name}@{r.version}`")
     return 0
 
 

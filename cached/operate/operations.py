@@ -1,4 +1,4 @@
-"""The operations side of one daemon: wires metrics, tombstones, history, purge, GC and verify.
+"""The operations side of one daemon: wires metrics, tombstones, history, purge (also by package), GC and verify.
 
 It is also the pipeline's BuildObserver: every ended build feeds the metrics,
 every changed app record feeds the app's history, and a build that stored
@@ -21,6 +21,8 @@ from cached.operate.explain import AppHistory, Explainer
 from cached.operate.gc import AutoCollector, GarbageCollector
 from cached.operate.looplag import LoopLag
 from cached.operate.metrics import BuildMetrics
+from cached.operate.package_explain import PackageExplainer
+from cached.operate.package_purge import PackagePurger
 from cached.operate.purge import Purger
 from cached.operate.stats import Stats, collect_stats
 from cached.operate.verify import Verifier
@@ -41,6 +43,8 @@ class Operations:
         self.purger = Purger(store, self.tombstones, self.metrics)
         self.verifier = Verifier(store, self.tombstones, self.metrics)
         self.explainer = Explainer(store, self.history, self.tombstones)
+        self.package_purger = PackagePurger(store, self.tombstones, self.metrics)  # across tenants: admin only
+        self.package_explainer = PackageExplainer(store)
         self.autocollect = AutoCollector(
             store, self.gc, max_bytes=config.max_bytes, low_watermark=config.low_watermark, interval_s=config.gc_interval_s,
         )

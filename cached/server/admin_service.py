@@ -16,10 +16,14 @@ import grpc
 from cached.pipeline.pipeline import BuildPipeline
 from cached.execution.steps import StepRunner
 from cached.operate.operations import Operations
+from cached.operate.package_purge import PackagePurgeReport
+from cached.operate.packages import PackageSelector
 from cached.operate.purge import PurgeSelector
 from cached.operate.stats import Stats
 from cached.operate.gc import Held
 from cached.v1 import admin_pb2, admin_pb2_grpc
+
+SHOWN_APPS = 100
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -73,6 +77,35 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if not response.found:
             await context.abort(grpc.StatusCode.NOT_FOUND, response.summary)
         return response
+
+    async def PurgePackage(self, request: admin_pb2.PurgePackageRequest, context: grpc.aio.ServicerContext) -> admin_pb2.PurgePackageResponse:
+        try:
+            selector = PackageSelector.parse(request.package, version_required=True)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        report = await asyncio.to_thread(self.ops.package_purger.purge, selector, dry_run=request.dry_run)
+        return package_purge_response(report)
+
+    async def ExplainPackage(self, request: admin_pb2.ExplainPackageRequest, context: grpc.aio.ServicerContext) -> admin_pb2.ExplainPackageResponse:
+        try:
+            selector = PackageSelector.parse(request.package, version_required=False)
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        if request.limit < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "limit cannot be negative (0: the default)")
+        return await asyncio.to_thread(self.ops.package_explainer.explain, selector, request.limit)  # reads every tree
+
+
+def package_purge_response(r: PackagePurgeReport) -> admin_pb2.PurgePackageResponse:
+    response = admin_pb2.PurgePackageResponse(
+        name=r.selector.name, version=r.selector.version, entries=r.entries, bytes=r.bytes, keys=r.keys,
+        apps=r.apps[:SHOWN_APPS], apps_count=len(r.apps), late_entries=r.late_entries, dry_run=r.dry_run,
+        blobs_deleted=r.blobs_deleted, bytes_freed=r.bytes_freed, bytes_after=r.bytes_after,
+        held=held_bytes(r.held), bytes_held=sum(h.bytes for h in r.held),
+    )
+    for kind, total in r.by_kind.items():
+        response.by_kind[kind].CopyFrom(admin_pb2.KindRemoved(entries=total.entries, bytes=total.bytes))
+    return response
 
 
 def held_bytes(held: list[Held]) -> list[admin_pb2.HeldBytes]:

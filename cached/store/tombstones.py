@@ -34,6 +34,11 @@ DETAILS = {
     "purged": "the result of these same inputs was purged",
     "corrupt": "the stored result of these inputs failed verification and was dropped",
 }
+TREE_DETAILS = {  # for a dependency tree (a deps key), which is no build's "result"
+    "evicted": "the dependency tree of these same inputs was evicted by garbage collection",
+    "purged": "the dependency tree of these same inputs was purged (it held a purged package, or was purged by its key)",
+    "corrupt": "the stored dependency tree of these inputs failed verification and was dropped",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,15 @@ class Tombstones:
             return None
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(tomb.removed_unix_ms / 1000))
         return tomb.cause, f"{DETAILS.get(tomb.cause, tomb.cause)} ({when})"
+
+    def deps_reason(self, deps_key: str) -> tuple[str, str] | None:
+        """(reason, detail) for a deps lookup that missed on ``deps_key``, when something removed that very
+        tree: the dependency layer reports ``purged`` (or ``evicted``, ``corrupt``) instead of a guess."""
+        tomb = self.lookup("deps", deps_key.encode())
+        if tomb is None:
+            return None
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(tomb.removed_unix_ms / 1000))
+        return tomb.cause, f"{TREE_DETAILS.get(tomb.cause, tomb.cause)} ({when})"
 
     def count(self) -> int:
         return len(self.index.items("meta", PREFIX))

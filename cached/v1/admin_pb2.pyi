@@ -339,3 +339,110 @@ class ExplainResponse(_message.Message):
     state: str
     summary: str
     def __init__(self, found: _Optional[bool] = ..., last: _Optional[_Union[KeyComponents, _Mapping]] = ..., has_before: _Optional[bool] = ..., before: _Optional[_Union[KeyComponents, _Mapping]] = ..., differences: _Optional[_Iterable[_Union[Difference, _Mapping]]] = ..., state: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class PurgePackageRequest(_message.Message):
+    __slots__ = ("package", "dry_run")
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    package: str
+    dry_run: bool
+    def __init__(self, package: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class KindRemoved(_message.Message):
+    __slots__ = ("entries", "bytes")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    bytes: int
+    def __init__(self, entries: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class PurgePackageResponse(_message.Message):
+    __slots__ = ("name", "version", "entries", "bytes", "by_kind", "keys", "apps", "apps_count", "late_entries", "dry_run", "blobs_deleted", "bytes_freed", "bytes_after", "held", "bytes_held")
+    class ByKindEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: KindRemoved
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[KindRemoved, _Mapping]] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    BY_KIND_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    APPS_FIELD_NUMBER: _ClassVar[int]
+    APPS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LATE_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_AFTER_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    BYTES_HELD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    entries: int
+    bytes: int
+    by_kind: _containers.MessageMap[str, KindRemoved]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    apps: _containers.RepeatedScalarFieldContainer[str]
+    apps_count: int
+    late_entries: int
+    dry_run: bool
+    blobs_deleted: int
+    bytes_freed: int
+    bytes_after: int
+    held: _containers.RepeatedCompositeFieldContainer[HeldBytes]
+    bytes_held: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., by_kind: _Optional[_Mapping[str, KindRemoved]] = ..., keys: _Optional[_Iterable[str]] = ..., apps: _Optional[_Iterable[str]] = ..., apps_count: _Optional[int] = ..., late_entries: _Optional[int] = ..., dry_run: _Optional[bool] = ..., blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., bytes_after: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldBytes, _Mapping]]] = ..., bytes_held: _Optional[int] = ...) -> None: ...
+
+class ExplainPackageRequest(_message.Message):
+    __slots__ = ("package", "limit")
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    package: str
+    limit: int
+    def __init__(self, package: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PackageUse(_message.Message):
+    __slots__ = ("tenant", "app", "deps_key", "versions", "paths", "last_build_unix_ms")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    DEPS_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    LAST_BUILD_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    app: str
+    deps_key: str
+    versions: _containers.RepeatedScalarFieldContainer[str]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    last_build_unix_ms: int
+    def __init__(self, tenant: _Optional[str] = ..., app: _Optional[str] = ..., deps_key: _Optional[str] = ..., versions: _Optional[_Iterable[str]] = ..., paths: _Optional[_Iterable[str]] = ..., last_build_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ExplainPackageResponse(_message.Message):
+    __slots__ = ("name", "version", "uses", "apps", "tenants", "versions", "trees", "package_records", "apps_unknown", "truncated", "summary")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    APPS_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TREES_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    APPS_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    uses: _containers.RepeatedCompositeFieldContainer[PackageUse]
+    apps: int
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    versions: _containers.RepeatedScalarFieldContainer[str]
+    trees: int
+    package_records: int
+    apps_unknown: int
+    truncated: bool
+    summary: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., uses: _Optional[_Iterable[_Union[PackageUse, _Mapping]]] = ..., apps: _Optional[int] = ..., tenants: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[str]] = ..., trees: _Optional[int] = ..., package_records: _Optional[int] = ..., apps_unknown: _Optional[int] = ..., truncated: _Optional[bool] = ..., summary: _Optional[str] = ...) -> None: ...

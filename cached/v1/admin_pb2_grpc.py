@@ -59,6 +59,16 @@ class AdminStub:
                 request_serializer=cached_dot_v1_dot_admin__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=cached_dot_v1_dot_admin__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.PurgePackage = channel.unary_unary(
+                '/cached.v1.Admin/PurgePackage',
+                request_serializer=cached_dot_v1_dot_admin__pb2.PurgePackageRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.PurgePackageResponse.FromString,
+                _registered_method=True)
+        self.ExplainPackage = channel.unary_unary(
+                '/cached.v1.Admin/ExplainPackage',
+                request_serializer=cached_dot_v1_dot_admin__pb2.ExplainPackageRequest.SerializeToString,
+                response_deserializer=cached_dot_v1_dot_admin__pb2.ExplainPackageResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -99,6 +109,23 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgePackage(self, request, context):
+        """Removes everything made with one package version (a compromised release, say): its package records,
+        every dependency tree that holds it (by real name, so an alias too), and the actions and Vite caches
+        built on those trees, leaving purged tombstones for the next misses; then sweeps. Crosses tenants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainPackage(self, request, context):
+        """Which tenants' and apps' last builds used a package (version and place in their trees), and how many
+        stored trees and package records hold it. Crosses tenants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +153,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=cached_dot_v1_dot_admin__pb2.ExplainRequest.FromString,
                     response_serializer=cached_dot_v1_dot_admin__pb2.ExplainResponse.SerializeToString,
+            ),
+            'PurgePackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgePackage,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.PurgePackageRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.PurgePackageResponse.SerializeToString,
+            ),
+            'ExplainPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPackage,
+                    request_deserializer=cached_dot_v1_dot_admin__pb2.ExplainPackageRequest.FromString,
+                    response_serializer=cached_dot_v1_dot_admin__pb2.ExplainPackageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +300,60 @@ class Admin:
             '/cached.v1.Admin/Explain',
             cached_dot_v1_dot_admin__pb2.ExplainRequest.SerializeToString,
             cached_dot_v1_dot_admin__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgePackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/PurgePackage',
+            cached_dot_v1_dot_admin__pb2.PurgePackageRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.PurgePackageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cached.v1.Admin/ExplainPackage',
+            cached_dot_v1_dot_admin__pb2.ExplainPackageRequest.SerializeToString,
+            cached_dot_v1_dot_admin__pb2.ExplainPackageResponse.FromString,
             options,
             channel_credentials,
             insecure,

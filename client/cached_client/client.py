@@ -324,6 +324,14 @@ class Client:
     def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
         return self._admin(self.admin.Explain, admin_pb2.ExplainRequest(tenant=tenant, app=app))
 
+    def purge_package(self, package: str, *, dry_run: bool = False) -> admin_pb2.PurgePackageResponse:
+        """Removes everything made with ``package`` ("NAME@VERSION"), for every tenant: admin token only."""
+        return self._admin(self.admin.PurgePackage, admin_pb2.PurgePackageRequest(package=package, dry_run=dry_run))
+
+    def explain_package(self, package: str, *, limit: int = 0) -> admin_pb2.ExplainPackageResponse:
+        """The apps whose last build used ``package`` ("NAME" or "NAME@VERSION"), for every tenant: admin token only."""
+        return self._admin(self.admin.ExplainPackage, admin_pb2.ExplainPackageRequest(package=package, limit=limit))
+
     def _admin(self, method: Any, request: Any) -> Any:
         try:
             return method(request, metadata=_metadata(self.token))
@@ -465,6 +473,12 @@ class AsyncClient:
 
     async def explain(self, tenant: str, app: str) -> admin_pb2.ExplainResponse:
         return await self._admin(self.admin.Explain, admin_pb2.ExplainRequest(tenant=tenant, app=app))
+
+    async def purge_package(self, package: str, *, dry_run: bool = False) -> admin_pb2.PurgePackageResponse:
+        return await self._admin(self.admin.PurgePackage, admin_pb2.PurgePackageRequest(package=package, dry_run=dry_run))
+
+    async def explain_package(self, package: str, *, limit: int = 0) -> admin_pb2.ExplainPackageResponse:
+        return await self._admin(self.admin.ExplainPackage, admin_pb2.ExplainPackageRequest(package=package, limit=limit))
 
     async def _admin(self, method: Any, request: Any) -> Any:
         try:

@@ -219,6 +219,21 @@ module Cached
       call { @admin.stats(V1::StatsRequest.new, metadata: metadata) }
     end
 
+    # Removes everything made with one package version, for every tenant: its package records, the
+    # dependency trees holding it (aliases too) and the results and Vite caches built on them. package:
+    # "NAME@VERSION". Returns Cached::V1::PurgePackageResponse (by_kind: entries and bytes per kind).
+    # Needs an admin token when tokens are on; a malformed package raises Cached::Error :invalid_argument.
+    def purge_package(package:, dry_run: false)
+      call { @admin.purge_package(V1::PurgePackageRequest.new(package: package.to_s, dry_run: dry_run), metadata: metadata) }
+    end
+
+    # The tenants and apps whose last build used a package ("NAME" or "NAME@VERSION"), where it sits in
+    # their trees, and how many stored trees and package records hold it (Cached::V1::ExplainPackageResponse).
+    # Needs an admin token when tokens are on.
+    def explain_package(package:, limit: 0)
+      call { @admin.explain_package(V1::ExplainPackageRequest.new(package: package.to_s, limit: Integer(limit)), metadata: metadata) }
+    end
+
     def close
       @channel.close
     end

@@ -158,6 +158,56 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :state, :string, 6
       optional :summary, :string, 7
     end
+    add_message "cached.v1.PurgePackageRequest" do
+      optional :package, :string, 1
+      optional :dry_run, :bool, 2
+    end
+    add_message "cached.v1.KindRemoved" do
+      optional :entries, :int64, 1
+      optional :bytes, :int64, 2
+    end
+    add_message "cached.v1.PurgePackageResponse" do
+      optional :name, :string, 1
+      optional :version, :string, 2
+      optional :entries, :int64, 3
+      optional :bytes, :int64, 4
+      map :by_kind, :string, :message, 5, "cached.v1.KindRemoved"
+      repeated :keys, :string, 6
+      repeated :apps, :string, 7
+      optional :apps_count, :int64, 8
+      optional :late_entries, :int64, 9
+      optional :dry_run, :bool, 10
+      optional :blobs_deleted, :int64, 11
+      optional :bytes_freed, :int64, 12
+      optional :bytes_after, :int64, 13
+      repeated :held, :message, 14, "cached.v1.HeldBytes"
+      optional :bytes_held, :int64, 15
+    end
+    add_message "cached.v1.ExplainPackageRequest" do
+      optional :package, :string, 1
+      optional :limit, :int32, 2
+    end
+    add_message "cached.v1.PackageUse" do
+      optional :tenant, :string, 1
+      optional :app, :string, 2
+      optional :deps_key, :string, 3
+      repeated :versions, :string, 4
+      repeated :paths, :string, 5
+      optional :last_build_unix_ms, :int64, 6
+    end
+    add_message "cached.v1.ExplainPackageResponse" do
+      optional :name, :string, 1
+      optional :version, :string, 2
+      repeated :uses, :message, 3, "cached.v1.PackageUse"
+      optional :apps, :int64, 4
+      repeated :tenants, :string, 5
+      repeated :versions, :string, 6
+      optional :trees, :int64, 7
+      optional :package_records, :int64, 8
+      optional :apps_unknown, :int64, 9
+      optional :truncated, :bool, 10
+      optional :summary, :string, 11
+    end
   end
 end
 
@@ -179,5 +229,11 @@ module Cached
     KeyComponents = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.KeyComponents").msgclass
     Difference = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.Difference").msgclass
     ExplainResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ExplainResponse").msgclass
+    PurgePackageRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgePackageRequest").msgclass
+    KindRemoved = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.KindRemoved").msgclass
+    PurgePackageResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgePackageResponse").msgclass
+    ExplainPackageRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ExplainPackageRequest").msgclass
+    PackageUse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PackageUse").msgclass
+    ExplainPackageResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.ExplainPackageResponse").msgclass
   end
 end

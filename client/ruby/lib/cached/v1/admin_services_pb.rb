@@ -28,6 +28,13 @@ module Cached
         rpc :Verify, ::Cached::V1::VerifyRequest, ::Cached::V1::VerifyResponse
         # The components of an app's last action and deps keys, and what differs from the build before it.
         rpc :Explain, ::Cached::V1::ExplainRequest, ::Cached::V1::ExplainResponse
+        # Removes everything made with one package version (a compromised release, say): its package records,
+        # every dependency tree that holds it (by real name, so an alias too), and the actions and Vite caches
+        # built on those trees, leaving purged tombstones for the next misses; then sweeps. Crosses tenants.
+        rpc :PurgePackage, ::Cached::V1::PurgePackageRequest, ::Cached::V1::PurgePackageResponse
+        # Which tenants' and apps' last builds used a package (version and place in their trees), and how many
+        # stored trees and package records hold it. Crosses tenants.
+        rpc :ExplainPackage, ::Cached::V1::ExplainPackageRequest, ::Cached::V1::ExplainPackageResponse
       end
 
       Stub = Service.rpc_stub_class
