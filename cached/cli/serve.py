@@ -71,11 +71,15 @@ def _dependency_options(serve: argparse.ArgumentParser) -> None:
     g = serve.add_argument_group("dependencies", "npm, node_modules and the Vite cache")
     g.add_argument("--npm-cache", default="", help="npm's cache dir (default ROOT/npm-cache)")
     g.add_argument("--registry", default="", metavar="URL", help="the npm registry packages come from, the one origin installs can reach (default: npm's `registry` setting for the daemon's user)")
+    g.add_argument("--allow-registry", action="append", default=[], metavar="URL",
+                   help="another registry an app's .npmrc may name (registry= or @scope:registry=), which installs may then reach; "
+                        "repeatable. Tenants' credentials, proxies and TLS settings are refused whatever is allowed (default: none)")
     g.add_argument("--deps-import", default="auto", choices=["auto", "overlay", "hardlink", "copy", "symlink"],
                    help="how node_modules reaches a build (auto: overlay where it can be mounted, else hardlink; symlink changes sourcemap paths and needs --sandbox off)")
     g.add_argument("--allow-install-scripts", default="", help="comma-separated packages whose install scripts may run (default: none)")
     g.add_argument("--resolution-ttl", type=float, default=24 * 3600.0, help="seconds a lockfile resolved for an app without one is reused")
     g.add_argument("--no-vite-cache", action="store_true", help="do not keep .vite/.vite-temp/.tmp between an app's builds")
+    g.add_argument("--no-package-store", action="store_true", help="install every new lockfile with npm ci instead of laying it out from stored packages")
 
 
 def _warm_options(serve: argparse.ArgumentParser) -> None:
@@ -123,9 +127,10 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     config = DaemonConfig(
         root=Path(args.root), listen=args.listen, digest_function=args.digest, sandbox=args.sandbox,
         npm_cache=Path(args.npm_cache) if args.npm_cache else None, drain_seconds=args.drain_seconds,
-        deps_import=args.deps_import, resolution_ttl_s=args.resolution_ttl, vite_cache=not args.no_vite_cache,
+        deps_import=args.deps_import, resolution_ttl_s=args.resolution_ttl, vite_cache=not args.no_vite_cache, package_store=not args.no_package_store,
         allow_install_scripts=tuple(p.strip() for p in args.allow_install_scripts.split(",") if p.strip()),
         limits=Limits(only_tenant=args.single_tenant), registry=args.registry,
+        allow_registries=tuple(args.allow_registry),
     )
     if args.max_children:
         config.max_children = args.max_children

@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ from cached.execution.singleflight import Flight, SingleFlight
 from cached.execution.steps import BuildLog, StepRunner
 from cached.digest import Digest
 from cached.store import BlobNotFound, Store, TreeNotFound
-from cached.v1 import cached_pb2, records_pb2
+from cached.packages.installer import PackageInstaller
+from cached.packages.layout import Layout, Platform, plan
+from cached.v1 import cached_pb2, records_pb2, tree_pb2
 
 log = logging.getLogger("cached.deps.layer")
 
@@ -57,6 +60,7 @@ MISS = cached_pb2.CacheDecision.MISS
 COALESCED = cached_pb2.CacheDecision.COALESCED
 IMPORT_METHODS = ("auto", "overlay", "hardlink", "copy", "symlink")
 MAX_NAMED = 5
+RECENT_TREES = 32
 
 
 def install_commands(allow_scripts: tuple[str, ...]) -> list[list[str]]:
@@ -128,6 +132,35 @@ def missing_tools(spec: BuildSpec, node_modules: Path, path: str) -> list[str]:
     return missing
 
 
+def missing_bins(spec: BuildSpec, tree: tree_pb2.Tree, path: str) -> list[str]:
+    """``missing_tools`` for a tree not yet on disk: its ``.bin`` links and the files they lead to."""
+    files = {f.path for f in tree.files}
+    links = {s.path: s.target for s in tree.symlinks}
+    package_json = spec.text("package.json") or "{}"
+    try:
+        steps = script_steps(package_json, spec.script, [])
+    except (ValueError, AttributeError):
+        return []
+    missing: list[str] = []
+    for step in steps:
+        for tool in script_tools(step.command):
+            if tool in missing or shutil.which(tool, path=path):
+                continue
+            target = links.get(f".bin/{tool}")
+            if target is None or os.path.normpath(f".bin/{target}") not in files:
+                missing.append(tool)
+    return missing
+
+
+def _missing_tools_error(missing: list[str]) -> BuildFailed:
+    names = ", ".join(missing)
+    return BuildFailed(
+        f"the build script runs {names}, but the installed dependencies have no "
+        f"{', '.join('node_modules/.bin/' + m for m in missing)}: add the package that provides it to "
+        "devDependencies (and the lockfile). Nothing was recorded.", [],
+    )
+
+
 @dataclass
 class Dependencies:
     """node_modules for one build: where the read-only tree is and how to put it in place."""
@@ -139,10 +172,14 @@ class Dependencies:
     bytes: int
     method: str
     ms: float
+    packages_reused: int = 0    # set for the build whose miss laid the tree out from the package store
+    packages_fetched: int = 0
+    bytes_downloaded: int = 0
 
 
 class DependencyLayer:
-    def __init__(self, store: Store, steps: StepRunner, root: Path, *, npm_cache: Path, method: str, overlay_ok: bool, allow_scripts: tuple[str, ...] = (), registry: str = "") -> None:
+    def __init__(self, store: Store, steps: StepRunner, root: Path, *, npm_cache: Path, method: str, overlay_ok: bool, allow_scripts: tuple[str, ...] = (), registry: str = "",
+                 packages: PackageInstaller | None = None, platform: Platform | None = None) -> None:
         if method not in IMPORT_METHODS:
             raise ValueError(f"deps import method must be one of {IMPORT_METHODS}")
         self.store = store
@@ -152,6 +189,10 @@ class DependencyLayer:
         self.allow_scripts = allow_scripts
         self.registry = registry  # where packages come from: lockfile entries resolved elsewhere are not followed
         self.commands = install_commands(allow_scripts)
+        # Lockfiles of registry packages are laid out from the package store; None: every install is npm ci.
+        self.packages = packages if platform is not None else None
+        self.platform = platform
+        self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # deps key -> packages, for the nearest tree
         if method == "auto":
             method = "overlay" if overlay_ok else "hardlink"
         if method == "overlay" and not overlay_ok:
@@ -168,22 +209,71 @@ class DependencyLayer:
             try:
                 path = await asyncio.to_thread(self._materialise, Digest.from_proto(record.tree))
                 events.decision("deps", HIT, "hit", f"{record.files} files from the store")
+                self._remember(deps_key, record)
                 return self._dependencies(deps_key, record, path, started)
             except (TreeNotFound, BlobNotFound, FileNotFoundError) as e:
                 # A blob went missing under us (deleted by hand, or quarantined): install afresh.
                 log.warning("dependency tree unusable, reinstalling", extra={"deps_key": deps_key, "error": str(e)})
                 await asyncio.wrap_future(self.store.deps.delete([deps_key.encode()]))
                 events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
-        else:
-            reason, detail = self._miss_reason(spec, previous_deps_key)
-            events.decision("deps", MISS, reason, detail)
-        record, coalesced = await self._flights.run(
-            deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env), listener=lambda apply: apply(events),
+        layout = await asyncio.to_thread(self._layout, spec)
+        if root is None:
+            reason, detail = self.store.tombstones.deps_reason(deps_key) or self._miss_reason(spec, previous_deps_key)
+            if reason == "new_deps":
+                detail += self._nearest(spec)
+            events.decision("deps", MISS, reason, detail + self._how(layout))
+        outcome, coalesced = await self._flights.run(
+            deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env, layout), listener=lambda apply: apply(events),
         )
+        record, counts = outcome
         if coalesced:
             events.decision("deps", COALESCED, "coalesced", "the same dependencies were being installed for another build")
+            counts = (0, 0, 0)  # counted once, by the build that installed them
+        self._remember(deps_key, record)
         path = await asyncio.to_thread(self._materialise, Digest.from_proto(record.tree))
-        return self._dependencies(deps_key, record, path, started)
+        deps = self._dependencies(deps_key, record, path, started)
+        deps.packages_reused, deps.packages_fetched, deps.bytes_downloaded = counts
+        return deps
+
+    def _layout(self, spec: BuildSpec) -> Layout | None:
+        """How this app's node_modules can be laid out from the package store (None: no package store)."""
+        if self.packages is None or self.platform is None:
+            return None
+        lock = spec.by_path.get("package-lock.json")
+        if lock is None:
+            return None
+        manifest = spec.by_path.get("package.json")
+        npmrc_keys = [line.split("=", 1)[0] for line in install_npmrc(spec.text(".npmrc")).splitlines()]
+        return plan(self._content(lock), self._content(manifest) if manifest else None, self.platform, npmrc_keys)
+
+    def _content(self, f: Any) -> bytes:
+        if f.content is not None:
+            return bytes(f.content)
+        return self.store.blobs.read_bytes(f.digest)
+
+    @staticmethod
+    def _how(layout: Layout | None) -> str:
+        if layout is None:
+            return ""
+        if layout.ok:
+            return f"; laying out {len(layout.entries)} packages from the package store"
+        return f"; installing with npm ci, because {layout.fallback_detail()}"
+
+    def _remember(self, deps_key: str, record: records_pb2.DepsRecord) -> None:
+        self._recent[deps_key] = dict(record.packages)
+        self._recent.move_to_end(deps_key)
+        while len(self._recent) > RECENT_TREES:
+            self._recent.popitem(last=False)
+
+    def _nearest(self, spec: BuildSpec) -> str:
+        """The changes against the nearest tree this daemon used lately: a new app's miss says what is new."""
+        lock = spec.by_path.get("package-lock.json")
+        if lock is None or not self._recent:
+            return ""
+        after = lockfile_packages(self._content(lock))
+        best = min(self._recent.values(), key=lambda before: len(diff_maps(before, after)))
+        detail = describe_package_changes(best, after)
+        return f"; against the nearest stored tree: {detail}" if detail else ""
 
     def _materialise(self, tree: Digest) -> Path:
         """The read-only tree, rebuilt from the blobs (no npm) when its directory was deleted."""
@@ -208,8 +298,40 @@ class DependencyLayer:
         detail = describe_package_changes(before, after)
         return "deps_changed", f"dependencies changed: {detail}" if detail else "dependencies changed (package.json, .npmrc, patches/ or install scripts)"
 
-    async def _install(self, spec: BuildSpec, deps_key: str, flight: Flight[Any, Any], deadline: float, env: dict[str, str]) -> records_pb2.DepsRecord:
+    async def _install(self, spec: BuildSpec, deps_key: str, flight: Flight[Any, Any], deadline: float, env: dict[str, str],
+                       layout: Layout | None) -> tuple[records_pb2.DepsRecord, tuple[int, int, int]]:
         emit = FlightEvents(flight)
+        if layout is not None and layout.ok and self.packages is not None and not self._runs_scripts(layout):
+            return await self._lay_out(spec, deps_key, layout, emit, env)
+        return await self._npm_ci(spec, deps_key, emit, deadline, env), (0, 0, 0)
+
+    def _runs_scripts(self, layout: Layout) -> bool:
+        """Whether an allowlisted package with install scripts is in the tree: those need npm's rebuild."""
+        allowed = set(self.allow_scripts)
+        return any(e.raw.get("hasInstallScript") and (e.name in allowed or e.folder in allowed) for e in layout.entries)
+
+    async def _lay_out(self, spec: BuildSpec, deps_key: str, layout: Layout, emit: FlightEvents, env: dict[str, str]) -> tuple[records_pb2.DepsRecord, tuple[int, int, int]]:
+        """node_modules from the package store: no npm process, only the missing packages fetched."""
+        assert self.packages is not None
+        with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
+            made = await self.packages.install(layout, emit, (0.15, 0.55))
+        missing = missing_bins(spec, made.tree, env.get("PATH", ""))
+        if missing:
+            raise _missing_tools_error(missing)
+        lock = spec.by_path["package-lock.json"]
+        content = self._content(lock)
+        record = records_pb2.DepsRecord(
+            tree=made.digest.to_proto(), files=len(made.tree.files), bytes=sum(f.digest.size for f in made.tree.files),
+            packages=lockfile_packages(content), created_unix_ms=int(time.time() * 1000), install_ms=made.ms,
+            refs=package_refs(content), method="packages",
+        )
+        await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(made.digest,), owner=spec.owner))
+        emit.log("stderr", f"[cached] node_modules laid out from the package store: {made.reused} packages reused, {made.fetched} fetched "
+                 f"({made.bytes_downloaded / 1e6:.1f} MB downloaded), {record.files} files, in {made.ms:.0f} ms", "cached")
+        log.info("dependencies laid out", extra={"deps_key": deps_key, "files": record.files, "reused": made.reused, "fetched": made.fetched, "ms": round(made.ms, 1)})
+        return record, (made.reused, made.fetched, made.bytes_downloaded)
+
+    async def _npm_ci(self, spec: BuildSpec, deps_key: str, emit: FlightEvents, deadline: float, env: dict[str, str]) -> records_pb2.DepsRecord:
         with scratch_dir(self.root, "install") as scratch:
             await asyncio.to_thread(self._write_inputs, spec, scratch)
             started = time.perf_counter()
@@ -228,12 +350,7 @@ class DependencyLayer:
                 node_modules.mkdir()  # an app without dependencies still gets an (empty) tree
             missing = missing_tools(spec, node_modules, env.get("PATH", ""))
             if missing:
-                names = ", ".join(missing)
-                raise BuildFailed(
-                    f"the build script runs {names}, but the installed dependencies have no "
-                    f"{', '.join('node_modules/.bin/' + m for m in missing)}: add the package that provides it to "
-                    "devDependencies (and the lockfile). Nothing was recorded.", [],
-                )
+                raise _missing_tools_error(missing)
             with Phase(emit, "ingest_deps", 0.6, 0.65):  # type: ignore[arg-type]
                 tree_digest, tree = await asyncio.to_thread(self._ingest, node_modules)
             lock = spec.by_path["package-lock.json"]

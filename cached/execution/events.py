@@ -51,6 +51,9 @@ class EventStream:
         self._phase_started[name] = time.perf_counter()
         self.emit(Event(phase=cached_pb2.Phase(name=name, state=cached_pb2.Phase.STARTED, progress=progress)))
 
+    def phase_progress(self, name: str, progress: float) -> None:
+        self.emit(Event(phase=cached_pb2.Phase(name=name, state=cached_pb2.Phase.PROGRESS, progress=progress)))
+
     def phase_finished(self, name: str, progress: float) -> float:
         started = self._phase_started.pop(name, None)
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
@@ -108,6 +111,9 @@ class FlightEvents:
 
     def phase_started(self, name: str, progress: float) -> None:
         self.flight.publish(lambda s: s.phase_started(name, progress))
+
+    def phase_progress(self, name: str, progress: float) -> None:
+        self.flight.publish(lambda s: s.phase_progress(name, progress))
 
     def phase_finished(self, name: str, progress: float) -> float:
         self.flight.publish(lambda s: s.phase_finished(name, progress))

@@ -126,6 +126,9 @@ class BuildMetrics:
         self.gc_bytes_freed = Counter("cached_gc_bytes_freed", "Bytes the sweep reclaimed (garbage collection and purge)", registry=r)
         self.purged = Counter("cached_purged_entries", "Cache entries removed or hidden by purge, by selector", ["selector"], registry=r)
         self.corrupt_blobs = Counter("cached_verify_corrupt_blobs", "Corrupt blob files found by verify", registry=r)
+        self.packages_reused = Counter("cached_packages_reused", "Packages laid out from the package store into a new dependency tree", registry=r)
+        self.packages_fetched = Counter("cached_packages_fetched", "Packages fetched (registry or npm's cache) into the package store", registry=r)
+        self.package_bytes_downloaded = Counter("cached_package_bytes_downloaded", "Tarball bytes the package store downloaded from the registry", registry=r)
         self.remote_errors = Counter("cached_remote_errors", "Errors talking to the shared tier (a miss, never a failed build)", ["op"], registry=r)
         self.loop_lag = Histogram("cached_event_loop_lag_seconds", "How late the event loop ran a short timer (work blocking the loop)", buckets=LAG_BUCKETS, registry=r)
         self.loop_lag_max = Gauge("cached_event_loop_lag_max_seconds", "The worst event-loop lag since the daemon started", registry=r)
@@ -177,6 +180,9 @@ class BuildMetrics:
             if metrics is not None:
                 self.bytes_restored.inc(metrics.bytes_restored)
                 self.bytes_ingested.inc(metrics.bytes_ingested)
+                self.packages_reused.inc(metrics.packages_reused)
+                self.packages_fetched.inc(metrics.packages_fetched)
+                self.package_bytes_downloaded.inc(metrics.package_bytes_downloaded)
         elif isinstance(error, asyncio.CancelledError):
             self.builds_cancelled.inc()
         elif error is not None:

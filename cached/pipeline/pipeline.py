@@ -32,10 +32,14 @@ from cached.pipeline.hit import AppLedger, ByDigest, HitPath, Keys, refuse_unown
 from cached.pipeline.observer import BuildObserver, NullObserver
 from cached.pipeline.result import build_result
 from cached.deps.resolution import ResolutionLayer
+from cached.packages.fetch import TarballFetcher
+from cached.packages.installer import PackageInstaller
+from cached.packages.layout import Platform
 from cached.deps.vitecache import ViteCache
 from cached.keys import ActionInputs, deps_inputs, deps_key, sources_tree, tree_digest
 from cached.pipeline.outputs import check_outputs
 from cached.reasons import explain_miss
+from cached.request.npmrc import app_registry
 from cached.request.spec import BuildSpec, SourceFile
 from cached.execution.scripts import script_env, script_steps
 from cached.execution.singleflight import Flight, SingleFlight
@@ -75,6 +79,7 @@ class PipelineSettings:
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
     vite_cache: bool = True
+    package_store: bool = True         # lay registry lockfiles out from stored packages (else npm ci for each new one)
 
 
 @dataclass
@@ -118,9 +123,13 @@ class BuildPipeline:
         self._deps_memo: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._env_salt = hashlib.sha256(b"cached-env:" + str(settings.root).encode()).digest()
         npm_cache = Path(settings.npm.cache_dir)
+        packages = None
+        if settings.package_store and settings.npm.registry:
+            packages = PackageInstaller(store, TarballFetcher(settings.npm.registry, npm_cache, cafile=settings.npm.cafile))
         self.deps = DependencyLayer(
             store, steps, settings.root, npm_cache=npm_cache, method=settings.deps_import,
             overlay_ok=settings.overlay_available, allow_scripts=settings.allow_install_scripts, registry=settings.npm.registry,
+            packages=packages, platform=Platform.of(toolchain.os, toolchain.arch, toolchain.libc, toolchain.node, toolchain.npm),
         )
         self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
         self.vite_cache = ViteCache(store) if settings.vite_cache else None
@@ -207,7 +216,7 @@ class BuildPipeline:
                 refuse_unowned(spec, by_digest, [d for _, d in by_digest if d not in owned])
                 by_digest = ()
             deadline = time.monotonic() + spec.timeout_s
-            resolved = await self.resolution.resolve(spec, events, deadline, child_env(self._base_env, spec.env, install=True))
+            resolved = await self.resolution.resolve(spec, events, deadline, child_env(self._base_env, spec.env, install=True, registry=app_registry(spec)))
             spec = with_lockfile(spec, resolved, self.hasher)
         with Phase(events, "lookup", 0.0, 0.05):
             keys = self.compute_keys(spec)
@@ -260,7 +269,7 @@ class BuildPipeline:
     async def _build_miss(self, spec: BuildSpec, keys: Keys, previous: records_pb2.AppRecord | None, flight: Flight[Any, Any], warm: bool = True) -> _Built:
         events = FlightEvents(flight)
         deadline = time.monotonic() + spec.timeout_s
-        install_env = child_env(self._base_env, spec.env, install=True)
+        install_env = child_env(self._base_env, spec.env, install=True, registry=app_registry(spec))  # the .npmrc's registry= wins
         build_env = child_env(self._base_env, spec.env, install=False)
         with Phase(events, "dependencies", 0.05, 0.65):  # type: ignore[arg-type]
             deps = await self.deps.ensure(spec, keys.deps_key, previous.deps_key if previous else "", events, deadline, install_env)

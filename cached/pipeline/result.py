@@ -35,6 +35,8 @@ def build_result(
     )
     if deps is not None:
         metrics.deps_method, metrics.deps_files, metrics.deps_bytes, metrics.deps_ms = deps.method, deps.files, deps.bytes, deps.ms
+        metrics.packages_reused, metrics.packages_fetched = deps.packages_reused, deps.packages_fetched
+        metrics.package_bytes_downloaded = deps.bytes_downloaded
     deps_restored = deps.bytes if deps is not None and any(d.layer == "deps" and d.result == HIT for d in events.decisions) else 0
     metrics.bytes_restored = total if cache == "hit" else deps_restored
     events.metrics = metrics

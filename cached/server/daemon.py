@@ -26,6 +26,7 @@ from cached.execution.environment import NpmSettings
 from cached.pipeline.deploys import Deploys, action_lookup
 from cached.pipeline.intake import Intake
 from cached.pipeline.pipeline import BuildPipeline, PipelineSettings
+from cached.request.npmrc import accepted_registries
 from cached.request.spec import Limits
 from cached.execution.scratch import clear_scratch
 from cached.execution.workspaces import Workspaces
@@ -71,11 +72,13 @@ class DaemonConfig:
     allow_install_scripts: tuple[str, ...] = ()
     resolution_ttl_s: float = 24 * 3600.0
     vite_cache: bool = True
+    package_store: bool = True
     deploy: DeployConfig = field(default_factory=DeployConfig)  # Cloudflare, R2 and local-bundle settings
     warm: WarmSettings = field(default_factory=WarmSettings)  # warm builders; max_builders=0 turns them off
     operate: OperateConfig = field(default_factory=OperateConfig)  # metrics endpoint, disk cap, leases
     run_limits: RunLimits = field(default_factory=RunLimits)  # each install, build and warm builder (its own cgroup)
     registry: str = ""  # where packages come from, the one origin installs reach; default: npm's `registry` setting
+    allow_registries: tuple[str, ...] = ()  # more registries an app's .npmrc may name (`--allow-registry`); installs reach them too
     workspaces_kept: int = 256  # app workspaces kept mounted (RAM) under a write cap; the least recently used beyond go
 
 
@@ -122,8 +125,9 @@ class Daemon:
         self.npm = npm_settings(npm_cache, config.registry)
         if not self.npm.registry:
             raise ValueError("npm has no registry setting to read (`npm config get registry`): set `cached serve --registry URL`")
-        # installs reach this origin alone, through the sandbox's egress proxy
-        self.egress = EgressPolicy.for_registry(self.npm.registry)
+        # installs reach these origins alone, through the sandbox's egress proxy; an app's .npmrc names no other
+        limits = replace(config.limits, registries=accepted_registries(self.npm.registry, config.allow_registries))
+        self.egress = EgressPolicy.for_registries(self.npm.registry, config.allow_registries)
         self.sandbox = Sandbox(config.sandbox)
         self.store = Store.open(
             root, digest_function=config.digest_function,
@@ -150,7 +154,7 @@ class Daemon:
         self.pipeline = BuildPipeline(self.store, self.steps, self.toolchain, PipelineSettings(
             root=root, npm=self.npm, sandbox_uid=config.sandbox_uid, sandbox_gid=config.sandbox_gid,
             deps_import=config.deps_import, overlay_available=overlay_ok, allow_install_scripts=config.allow_install_scripts,
-            resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache,
+            resolution_ttl_s=config.resolution_ttl_s, vite_cache=config.vite_cache, package_store=config.package_store,
         ), observer=self.operations)
         self.pipeline.workspaces = self.workspaces
         self.rate_limiters = RateLimiters()  # Cloudflare's per-token limit, shared by every deploy of this daemon
@@ -159,7 +163,7 @@ class Daemon:
         last_action = lambda tenant, app: getattr(self.pipeline.app_record(tenant, app), "last_action_key", None)  # noqa: E731
         self.deploys = Deploys(self.deployer, actions, last_action)
         self.content = ContentStore(self.store)
-        self.builder = BuilderService(self.pipeline, Intake(self.store, config.limits), self.deploys)
+        self.builder = BuilderService(self.pipeline, Intake(self.store, limits), self.deploys)
         if config.warm.enabled:
             self.pipeline.enable_warm(config.warm)
         self.server: grpc.aio.Server | None = None

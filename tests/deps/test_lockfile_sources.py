@@ -250,8 +250,8 @@ def test_an_install_script_cannot_write_the_npm_cache_every_install_shares(local
 
 
 def test_examples_hello_installs_from_the_registry_through_the_proxy(make_daemon) -> None:  # type: ignore[no-untyped-def]
-    """The real registry (npm's own setting), the session's npm cache: the install goes through the proxy, nothing is refused."""
-    daemon: DaemonProcess = make_daemon()
+    """The real registry (npm's own setting), the session's npm cache: npm ci's install goes through the proxy, nothing is refused."""
+    daemon: DaemonProcess = make_daemon(args=["--no-package-store"])
     with Client(daemon.address) as client:
         result = client.build(files=app_files(EXAMPLES / "hello"), app="hello", tenant="t1")
     assert any(o.path == "index.html" for o in result.outputs)
