@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cached.request.npmrc import install_lines
 from cached.request.spec import BuildSpec
 from cached.execution.toolchain import Toolchain
 from cached.digest import Digest, Hasher
@@ -25,11 +26,14 @@ INSTALL_SCRIPTS = ("preinstall", "install", "postinstall", "prepare")
 # .npmrc keys that change what an install produces. Anything else (auth, log
 # level, registry credentials) cannot change node_modules' content and stays
 # out of the key, so it cannot split a cache, nor ever be written into one.
+# Registry lines (``registry``, ``@scope:registry``) are kept too, normalised:
+# request validation accepts only the daemon's registry and allowlisted ones
+# (``cached/request/npmrc.py``).
 NPMRC_KEYS = (
     "legacy-peer-deps", "strict-peer-deps", "install-links", "omit", "include", "optional",
     "engine-strict", "force", "node-linker", "install-strategy", "ignore-scripts",
     "prefer-dedupe", "save-exact", "os", "cpu", "libc", "foreground-scripts", "script-shell",
-    "bin-links", "package-lock", "lockfile-version", "node-options", "registry",
+    "bin-links", "package-lock", "lockfile-version", "node-options",
 )
 
 
@@ -62,21 +66,23 @@ def install_npmrc(text: str | None) -> str:
     """The ``.npmrc`` an install sees: the keys its deps key holds and nothing else.
 
     A key left out of the deps key must not reach npm either (``workspaces``,
-    ``dry-run``, a scoped registry, a token...): a shared tree can only depend
-    on what its key names."""
-    return "".join(f"{key}={value}\n" for key, value in _npmrc(text).items())
+    ``dry-run``, a token, a proxy...): a shared tree can only depend on what
+    its key names. Registry lines reach npm (validation accepted them), and
+    the install's egress reaches no other registry whatever npm is told."""
+    return "".join(f"{key}={_ini_value(value)}\n" for key, value in _npmrc(text).items())
+
+
+def _ini_value(value: str) -> str:
+    """``value`` written so that npm reads it back as it is: quoted when a comment character,
+    a backslash or quotes would change it."""
+    if any(c in value for c in ";#\\\"'") or value != value.strip():
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def _npmrc(text: str | None) -> dict[str, str]:
-    kept: dict[str, str] = {}
-    for raw in (text or "").splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = (part.strip() for part in line.split("=", 1))
-        if key in NPMRC_KEYS:
-            kept[key] = value
-    return kept
+    """The settings of the deps key, read as npm reads the file (``cached/request/npmrc.py``)."""
+    return install_lines(text, NPMRC_KEYS)
 
 
 def normalised_lockfile(lock: Any) -> Any:

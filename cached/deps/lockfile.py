@@ -28,13 +28,22 @@ lockfile is rewritten:
   is refused before npm runs, naming the entries: the install's sandbox
   reaches only the registry, so npm could not fetch them anyway.
 
+An app's ``.npmrc`` may name registries of its own (``registry=``,
+``@scope:registry=``) that request validation accepted: the daemon's or one
+the operator allowlisted (``cached/request/npmrc.py``), which the install's
+egress reaches too. Given as ``registries`` (scope or "" -> URL), each is the
+registry of its entries: ``@scope/...`` entries belong to their scope's, the
+others to the app's ``registry=`` when it has one, else to the daemon's. An
+entry resolved to any of these registries is kept; an entry rewritten or
+given a ``resolved`` gets its own registry's tarball.
+
 The deps key is made of the lockfile as sent; only the install's copy changes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,12 +55,13 @@ MAX_NAMED = 5
 class ForeignSource(PreconditionFailed):
     """Lockfile entries that only a fetch from outside the registry could install. -> FAILED_PRECONDITION"""
 
-    def __init__(self, entries: list[tuple[str, str]], registry: str) -> None:
+    def __init__(self, entries: list[tuple[str, str]], registry: str, others: tuple[str, ...] = ()) -> None:
         named = "; ".join(f"{key} from {source[:200]}" for key, source in entries[:MAX_NAMED])
         more = f" (and {len(entries) - MAX_NAMED} more)" if len(entries) > MAX_NAMED else ""
+        reach = f"the registry ({registry})" if not others else f"the registries ({', '.join((registry, *others))})"
         super().__init__(
             f"package-lock.json names packages that are not fetched from the registry: {named}{more}. "
-            f"Installs reach only the registry ({registry}); use a version published there, or put the "
+            f"Installs reach only {reach}; use a version published there, or put the "
             "package's tarball in the app under patches/ and depend on it as file:patches/<name>.tgz. Nothing was installed."
         )
         self.entries = entries
@@ -126,17 +136,41 @@ def _packages(data: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]
     yield from walk(data.get("dependencies"), "dependencies: ")
 
 
-def registry_only(lockfile: bytes, registry: str) -> bytes:
+class _Registries:
+    """The registries of one install: the daemon's and the app's accepted ones, by scope."""
+
+    def __init__(self, registry: str, registries: Mapping[str, str]) -> None:
+        self.default = _Registry(registries.get("") or registry)
+        self.scoped = {scope: _Registry(url) for scope, url in registries.items() if scope}
+        self.all = [_Registry(registry), self.default, *self.scoped.values()]
+
+    def of(self, name: str) -> _Registry:
+        """The registry npm fetches ``name`` from: its scope's, else the default."""
+        scope = name.split("/", 1)[0].lower() if name.startswith("@") and "/" in name else ""
+        return self.scoped.get(scope, self.default)
+
+    def holds(self, url: str) -> bool:
+        return any(r.holds(url) for r in self.all)
+
+    def others(self, registry: str) -> tuple[str, ...]:
+        """The URLs beyond ``registry``, for a refusal's words."""
+        return tuple(dict.fromkeys(r.url for r in self.all if r.url != registry))
+
+
+def registry_only(lockfile: bytes, registry: str, *, registries: Mapping[str, str] | None = None) -> bytes:
     """The lockfile ``npm ci`` runs on (see the module docstring); ForeignSource
     when an entry can only come from elsewhere. An unreadable lockfile is
-    returned unchanged: npm says what is wrong with it."""
+    returned unchanged: npm says what is wrong with it.
+
+    ``registries``: the app's accepted registry lines (``npmrc.tenant_registries``,
+    scope or "" -> URL); without them every entry belongs to ``registry``."""
     try:
         data = json.loads(lockfile)
     except ValueError:
         return lockfile
     if not isinstance(data, dict):
         return lockfile
-    reg = _Registry(registry)
+    regs = _Registries(registry, registries or {})
     changed = False
     foreign: list[tuple[str, str]] = []
     for label, name, entry in _packages(data):
@@ -151,24 +185,24 @@ def registry_only(lockfile: bytes, registry: str) -> bytes:
             if version and not alias and entry.get("integrity") and not entry.get("inBundle") and not entry.get("bundled"):
                 # npm would look the tarball up in the package's packument first, and with
                 # --prefer-offline a cached packument older than this version fails the install.
-                entry["resolved"] = reg.tarball(name, version)
+                entry["resolved"] = regs.of(name).tarball(name, version)
                 changed = True
             continue
         if _is_web(resolved):
-            if reg.holds(resolved):
+            if regs.holds(resolved):
                 continue
             real_name, real_version = name, version
             if alias:  # v1 alias: "npm:<name>@<version>"
                 real_name, _, real_version = version[4:].rpartition("@")
             if _registry_tarball(resolved, real_name, real_version):
-                entry["resolved"] = reg.tarball(real_name, real_version)
+                entry["resolved"] = regs.of(real_name).tarball(real_name, real_version)
                 changed = True
                 continue
             foreign.append((label, resolved))
         elif not _is_local(resolved):
             foreign.append((label, resolved))  # git+ssh:, git+https:, github: ...
     if foreign:
-        raise ForeignSource(foreign, registry)
+        raise ForeignSource(foreign, registry, regs.others(registry))
     if not changed:
         return lockfile
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()

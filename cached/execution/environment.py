@@ -63,23 +63,30 @@ def base_env(toolchain: Toolchain, npm: NpmSettings) -> dict[str, str]:
     return env
 
 
-def install_env(base: Mapping[str, str]) -> dict[str, str]:
-    """What install, fetch and resolution steps see: the fixed base and nothing of any request."""
+def install_env(base: Mapping[str, str], registry: str = "") -> dict[str, str]:
+    """What install, fetch and resolution steps see: the fixed base and nothing of any request.
+
+    ``registry``: the app's own ``registry=`` line, which request validation
+    accepted (the daemon's registry or an allowlisted one; it is in the deps
+    key). npm reads its environment over a project ``.npmrc``, so the base's
+    ``npm_config_registry`` would silently win over that line."""
     env = dict(base)
+    if registry:
+        env["npm_config_registry"] = registry
     env["npm_config_ignore_scripts"] = "true"
     env["npm_config_include"] = "dev"  # the command lines say --include=dev too; an app's .npmrc cannot drop them
     return env
 
 
-def child_env(base: Mapping[str, str], request_env: Mapping[str, str], *, install: bool) -> dict[str, str]:
+def child_env(base: Mapping[str, str], request_env: Mapping[str, str], *, install: bool, registry: str = "") -> dict[str, str]:
     """The build step's env (the request's variables under the base), or with ``install`` the install env.
 
     With ``install=True`` the request's variables are ignored on purpose (see
     the module docstring): an install's result is shared under a key that
-    does not hold them.
+    does not hold them. ``registry``: as for ``install_env`` (installs only).
     """
     if install:
-        return install_env(base)
+        return install_env(base, registry)
     env = dict(request_env)
     env.update(base)  # the base wins; request validation already refused its names
     return env

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cached.errors import InvalidRequest, PreconditionFailed
+from cached.request.npmrc import check_npmrc
 from cached.request.paths import check_tree
 from cached.digest import Digest, Hasher
 from cached.v1 import cached_pb2
@@ -42,6 +43,9 @@ class Limits:
     default_timeout_s: float = 900.0
     max_timeout_s: float = 3600.0
     only_tenant: str = ""  # set when the store serves one trust domain (a non-cryptographic digest)
+    # Registries an app's .npmrc may name (normalised, ``npmrc.normalise_registry``): the daemon's
+    # own and those allowlisted with `cached serve --allow-registry`; empty: none at all.
+    registries: tuple[str, ...] = ()
 
     def check_tenant(self, tenant: str) -> str:
         check_id("tenant", tenant)
@@ -177,6 +181,7 @@ def parse_request(
         deploy=request.deploy if request.HasField("deploy") else None, by_path=by_path,
     )
     _check_package_json(spec)
+    check_npmrc(spec.text(".npmrc"), limits.registries)  # no registry, credential or proxy of the tenant's own
     return spec
 
 

@@ -1,4 +1,4 @@
-"""The one way out of a fetch step's sandbox: the daemon's egress proxy to the registry.
+"""The one way out of a fetch step's sandbox: the daemon's egress proxy to the registries.
 
 A run whose spec has ``egress`` (npm's install and resolution steps) gets a
 network namespace of its own, as the build step does, so it has no route to
@@ -13,13 +13,16 @@ environment (``npm_config_proxy`` and ``npm_config_https_proxy``, which the
 runner adds; they take precedence over any project ``.npmrc``).
 
 The proxy lets through, to the registry's origin (scheme, host and port of
-npm's ``registry`` setting) and nowhere else:
+npm's ``registry`` setting) and to the origins of the registries the
+operator allowlisted (``cached serve --allow-registry``, which a tenant's
+``.npmrc`` may then name), and nowhere else:
 
-- ``CONNECT host:port`` when that is the registry: a tunnel, so TLS stays
+- ``CONNECT host:port`` when that is one of them: a tunnel, so TLS stays
   end to end between npm and the registry;
 - for an ``http`` registry (a test or LAN registry), requests in absolute
   form (``GET http://host:port/path``), forwarded in origin form over one
-  upstream connection per client connection.
+  upstream connection per client connection (so every request of that
+  connection must go to the origin its first one went to).
 
 Anything else (another host or port, a request in origin form, a body sent
 chunked, a malformed head) gets ``403`` (or ``400``), a warning in the
@@ -32,7 +35,7 @@ loopback (an ephemeral port) and npm is pointed at it all the same, which
 keeps npm's own fetches to the registry but confines nothing else.
 
 This module must never:
-- connect anywhere but the policy's host and port;
+- connect anywhere but the policy's origins;
 - let a connection outlive its run (``close`` ends the listener, every
   tunnel and every upstream connection);
 - block the event loop (everything is asyncio; nothing reads a file).
@@ -44,7 +47,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -68,16 +71,16 @@ _RECEIVE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
-class EgressPolicy:
-    """The one origin a fetch step may reach: the registry's."""
+class Origin:
+    """Scheme, host and port of one registry: what a fetch step may connect to."""
 
     host: str  # lower case; an IPv6 address without brackets
     port: int
     tls: bool  # https: tunnels only; http: absolute-form requests too
 
     @classmethod
-    def for_registry(cls, url: str) -> "EgressPolicy":
-        """From npm's ``registry`` setting (``https://host[:port]/[path]``)."""
+    def for_url(cls, url: str) -> "Origin":
+        """From a registry URL (``https://host[:port]/[path]``)."""
         try:
             parts = urlsplit(url.strip())
             port = parts.port
@@ -101,6 +104,44 @@ class EgressPolicy:
 
     def allows(self, host: str, port: int) -> bool:
         return host.lower() == self.host and port == self.port
+
+
+@dataclass(frozen=True)
+class EgressPolicy(Origin):
+    """The origins a fetch step may reach: the registry's (its own fields) and ``also``,
+    those of the registries the operator allowlisted."""
+
+    also: tuple[Origin, ...] = ()
+
+    @classmethod
+    def for_registry(cls, url: str) -> "EgressPolicy":
+        """From npm's ``registry`` setting (``https://host[:port]/[path]``)."""
+        return cls.for_registries(url, ())
+
+    @classmethod
+    def for_registries(cls, url: str, allowed: Iterable[str]) -> "EgressPolicy":
+        """The registry ``url`` and every allowlisted one (``cached serve --allow-registry``)."""
+        main = Origin.for_url(url)
+        also = tuple(dict.fromkeys(o for o in map(Origin.for_url, allowed) if o != main))
+        return cls(host=main.host, port=main.port, tls=main.tls, also=also)
+
+    @property
+    def origins(self) -> tuple[Origin, ...]:
+        return (Origin(self.host, self.port, self.tls), *self.also)
+
+    def find(self, host: str, port: int) -> Origin | None:
+        """The origin at ``host:port``, or None when the policy has none there."""
+        return next((o for o in self.origins if o.allows(host, port)), None)
+
+    def allows(self, host: str, port: int) -> bool:
+        return self.find(host, port) is not None
+
+    @property
+    def described(self) -> str:
+        """The origins in words, for a refusal: "the registry (URL)" or "the registries (URL, URL)"."""
+        if not self.also:
+            return f"the registry ({self.origin})"
+        return f"the registries ({', '.join(o.origin for o in self.origins)})"
 
 
 def proxy_env(port: int) -> dict[str, str]:
@@ -270,10 +311,11 @@ class EgressProxy:
         self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstreams: list[asyncio.StreamWriter]
     ) -> None:
         target = parse_authority(head.target)
-        if target is None or not self.policy.allows(*target):
+        origin = self.policy.find(*target) if target is not None else None
+        if origin is None:
             await self._refuse(writer, f"CONNECT {head.target}")
             return
-        opened = await self._open_upstream(writer, f"CONNECT {head.target}", upstreams)
+        opened = await self._open_upstream(writer, f"CONNECT {head.target}", upstreams, origin)
         if opened is None:
             return
         up_reader, up_writer = opened
@@ -284,17 +326,20 @@ class EgressProxy:
     async def _forward(
         self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstreams: list[asyncio.StreamWriter]
     ) -> None:
-        """Plain HTTP to an ``http`` registry: each request on the connection is checked, then sent in origin form."""
+        """Plain HTTP to an ``http`` registry: each request on the connection is checked, then sent in
+        origin form to the origin of the connection's first request (no other: one upstream per connection)."""
         parsed = absolute_target(head.target)
-        if self.policy.tls or parsed is None or not self.policy.allows(parsed[0], parsed[1]):
+        origin = self.policy.find(parsed[0], parsed[1]) if parsed is not None else None
+        if origin is None or origin.tls:
             await self._refuse(writer, f"{head.method} {head.target}")
             return
+        upstream: Origin = origin  # every later request of this connection must go there too
         try:
             head.body_length()
         except BadRequest as e:
             await self._refuse(writer, f"{head.method} {head.target} ({e})")
             return
-        opened = await self._open_upstream(writer, f"{head.method} {head.target}", upstreams)
+        opened = await self._open_upstream(writer, f"{head.method} {head.target}", upstreams, upstream)
         if opened is None:
             return
         up_reader, up_writer = opened
@@ -305,7 +350,7 @@ class EgressProxy:
             current: RequestHead | None = head
             while current is not None:
                 target = absolute_target(current.target)
-                if target is None or not self.policy.allows(target[0], target[1]):
+                if target is None or not upstream.allows(target[0], target[1]):
                     self._record_refusal(f"{current.method} {current.target}")
                     break
                 try:
@@ -313,7 +358,7 @@ class EgressProxy:
                 except BadRequest as e:
                     self._record_refusal(f"{current.method} {current.target} ({e})")
                     break
-                data = current.origin_form(self.policy.authority, target[2])
+                data = current.origin_form(upstream.authority, target[2])
                 up_writer.write(data)
                 self.stats.bytes_up += len(data)
                 while length:
@@ -335,16 +380,16 @@ class EgressProxy:
         await _join(requests(), self._copy(up_reader, writer, up=False))
 
     async def _open_upstream(
-        self, writer: asyncio.StreamWriter, what: str, upstreams: list[asyncio.StreamWriter]
+        self, writer: asyncio.StreamWriter, what: str, upstreams: list[asyncio.StreamWriter], origin: Origin
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """A connection to the registry for an allowed request, counted and added to
-        ``upstreams`` (the handler closes it); None, the client answered 502, if
+        """A connection to ``origin`` (one of the policy's) for an allowed request, counted and
+        added to ``upstreams`` (the handler closes it); None, the client answered 502, if
         the registry cannot be reached."""
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(self.policy.host, self.policy.port), CONNECT_TIMEOUT_S)
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(origin.host, origin.port), CONNECT_TIMEOUT_S)
         except (OSError, asyncio.TimeoutError) as e:
-            log.warning("egress: cannot reach the registry", extra={"run": self.label, "request": what, "registry": self.policy.authority, "error": str(e)})
-            await self._answer(writer, 502, f"cannot reach the registry {self.policy.authority}: {e}")
+            log.warning("egress: cannot reach the registry", extra={"run": self.label, "request": what, "registry": origin.authority, "error": str(e)})
+            await self._answer(writer, 502, f"cannot reach the registry {origin.authority}: {e}")
             return None
         upstreams.append(up_writer)
         self.stats.allowed += 1
@@ -370,14 +415,14 @@ class EgressProxy:
         what = what[:300]
         if len(self.stats.refusals) < MAX_REPORTED:
             self.stats.refusals.append(what)
-        log.warning("egress refused", extra={"run": self.label, "request": what, "allowed": self.policy.origin})
+        log.warning("egress refused", extra={"run": self.label, "request": what, "allowed": [o.origin for o in self.policy.origins]})
         if self.sink is not None and self.stats.refused <= MAX_REPORTED:
             with contextlib.suppress(Exception):  # the sink's failure must not break the proxy
-                self.sink.line("stderr", f"[cached] refused {what}: this step reaches only the registry ({self.policy.origin})")
+                self.sink.line("stderr", f"[cached] refused {what}: this step reaches only {self.policy.described}")
 
     async def _refuse(self, writer: asyncio.StreamWriter, what: str) -> None:
         self._record_refusal(what)
-        await self._answer(writer, 403, f"cached: this step reaches only the registry ({self.policy.origin}); refused {what[:300]}")
+        await self._answer(writer, 403, f"cached: this step reaches only {self.policy.described}; refused {what[:300]}")
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int, text: str) -> None:
         reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
@@ -527,7 +572,7 @@ class RunEgress:
         self._parent = self._child = self._listener = None
         s = self.proxy.stats
         log.info("egress", extra={
-            "run": self.proxy.label, "registry": self.proxy.policy.origin, "connections": s.allowed,
+            "run": self.proxy.label, "registry": self.proxy.policy.origin, "also": [o.origin for o in self.proxy.policy.also], "connections": s.allowed,
             "refused": s.refused, "bytes_up": s.bytes_up, "bytes_down": s.bytes_down,
         })
 

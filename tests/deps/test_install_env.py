@@ -90,13 +90,14 @@ def test_install_and_resolution_steps_see_the_fixed_base_alone() -> None:
 
 
 TOOLCHAIN = Toolchain("20.20.2", "11.19.1", "/usr/bin/node", "/usr/bin/npm", "linux", "x86_64", "glibc-2.36")
+ACCEPTED = ("http://127.0.0.1:4873/",)  # the registries an app's .npmrc may name here (the daemon's, allowlisted ones)
 
 
 def _spec(files: dict[str, bytes], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     request = cached_pb2.BuildRequest(tenant="t1", app="a", env=env or {})
     for path, content in files.items():
         request.files.append(cached_pb2.File(path=path, content=content))
-    return parse_request(request, Hasher(), Limits(), lambda t, d: False, lambda d: b"")
+    return parse_request(request, Hasher(), Limits(registries=ACCEPTED), lambda t, d: False, lambda d: b"")
 
 
 def _key(files: dict[str, bytes], env: dict[str, str] | None = None, toolchain: Toolchain = TOOLCHAIN) -> str:
@@ -114,7 +115,7 @@ def test_deps_key_follows_npmrc_allowlist_and_toolchain_never_the_request_env() 
     # .npmrc keys that change an install change the key; others (log level, credentials) do not.
     for line in ("omit=dev", "legacy-peer-deps=true", "install-strategy=nested", "registry=http://127.0.0.1:4873/"):
         assert _key({**files, ".npmrc": line.encode() + b"\n"}) != key, line
-    for line in ("loglevel=silly", "# omit=dev", "//127.0.0.1:4873/:_authToken=secret"):
+    for line in ("loglevel=silly", "# omit=dev"):
         assert _key({**files, ".npmrc": line.encode() + b"\n"}) == key, line
     # The toolchain: node, npm, os, arch, libc.
     for change in ({"node": "22.0.0"}, {"npm": "10.0.0"}, {"arch": "aarch64"}, {"libc": "musl-1.2"}, {"os": "darwin"}):
@@ -127,16 +128,19 @@ def test_deps_key_follows_npmrc_allowlist_and_toolchain_never_the_request_env() 
 def test_an_install_sees_only_the_npmrc_keys_its_deps_key_holds(tmp_path: Path) -> None:
     from cached.deps.layer import DependencyLayer
 
-    npmrc = b"legacy-peer-deps=true\nworkspaces=false\ndry-run=true\n@evil:registry=http://127.0.0.1:9/\n//127.0.0.1:9/:_authToken=secret\n# omit=dev\n"
+    npmrc = b"legacy-peer-deps=true\nworkspaces=false\ndry-run=true\n@own:registry=HTTP://127.0.0.1:4873\n# omit=dev\n"
     files = {**dev_tool_app(), ".npmrc": npmrc}
     spec = _spec(files)
     layer = DependencyLayer.__new__(DependencyLayer)  # only _write_inputs: no store, sandbox or npm needed
     layer.registry = ""
     layer._write_inputs(spec, tmp_path)
-    assert (tmp_path / ".npmrc").read_text() == "legacy-peer-deps=true\n"
-    assert install_npmrc(npmrc.decode()) == "legacy-peer-deps=true\n"
+    kept = "legacy-peer-deps=true\n@own:registry=http://127.0.0.1:4873/\n"  # an accepted registry line reaches npm, normalised
+    assert (tmp_path / ".npmrc").read_text() == kept
+    assert install_npmrc(npmrc.decode()) == kept
+    # Never a credential or a proxy, even in text that validation did not see.
+    assert install_npmrc("//127.0.0.1:9/:_authToken=secret\nhttps-proxy=http://127.0.0.1:9/\n_auth=x\n") == ""
     # What reaches npm is exactly what the key holds: a dropped line changes neither.
-    assert _key(files) == _key({**files, ".npmrc": b"legacy-peer-deps=true\n"})
+    assert _key(files) == _key({**files, ".npmrc": kept.encode()})
 
 
 def test_script_tools_are_the_commands_a_script_runs() -> None:
