@@ -39,6 +39,7 @@ from typing import Any
 
 from cached.errors import BuildFailed
 from cached.deps.lockfile import registry_only
+from cached.request.npmrc import normalise_registry, tenant_registries
 from cached.keys import install_npmrc
 from cached.execution.events import FlightEvents, Phase
 from cached.execution.scripts import script_steps, script_tools
@@ -192,6 +193,7 @@ class DependencyLayer:
         # Lockfiles of registry packages are laid out from the package store; None: every install is npm ci.
         self.packages = packages if platform is not None else None
         self.platform = platform
+        self._registry_url = normalise_registry(registry) if registry else ""
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # deps key -> packages, for the nearest tree
         if method == "auto":
             method = "overlay" if overlay_ok else "hardlink"
@@ -243,8 +245,13 @@ class DependencyLayer:
         if lock is None:
             return None
         manifest = spec.by_path.get("package.json")
-        npmrc_keys = [line.split("=", 1)[0] for line in install_npmrc(spec.text(".npmrc")).splitlines()]
-        return plan(self._content(lock), self._content(manifest) if manifest else None, self.platform, npmrc_keys)
+        npmrc = spec.text(".npmrc")
+        npmrc_keys = [line.split("=", 1)[0] for line in install_npmrc(npmrc).splitlines()]
+        layout = plan(self._content(lock), self._content(manifest) if manifest else None, self.platform, npmrc_keys)
+        for scope, url in tenant_registries(npmrc).items():
+            if url != self._registry_url:  # packages from another registry: npm fetches them, through the allowlist
+                layout.fallback.append(f".npmrc sets {scope + ':' if scope else ''}registry")
+        return layout
 
     def _content(self, f: Any) -> bytes:
         if f.content is not None:
@@ -376,7 +383,7 @@ class DependencyLayer:
                     with self.store.blobs.open(f.digest) as src:
                         data = src.read()
                 if f.path == "package-lock.json" and self.registry:
-                    data = registry_only(data, self.registry)
+                    data = registry_only(data, self.registry, registries=tenant_registries(spec.text(".npmrc")))
                 elif f.path == ".npmrc":
                     data = install_npmrc(data.decode("utf-8", "replace")).encode()
                 target.write_bytes(data)

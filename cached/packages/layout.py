@@ -47,7 +47,7 @@ DEP_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDe
 # .npmrc keys (in the deps key) under which npm lays a lockfile out in a way this module does not follow.
 LAYOUT_NPMRC_KEYS = (
     "install-links", "omit", "include", "optional", "engine-strict", "force", "node-linker", "install-strategy",
-    "ignore-scripts", "os", "cpu", "libc", "bin-links", "legacy-peer-deps", "registry",
+    "ignore-scripts", "os", "cpu", "libc", "bin-links", "legacy-peer-deps",
 )
 CPU_NAMES = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "armv6l": "arm",
              "i386": "ia32", "i686": "ia32", "ppc64le": "ppc64", "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64"}

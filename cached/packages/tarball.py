@@ -36,11 +36,23 @@ class UnusualTarball(ValueError):
     pass
 
 
+NPM_UMASK = 0o022  # npm's default umask, in its file mode rule
+
+
 @dataclass(frozen=True)
 class PackageFile:
     path: str
     data: bytes
-    executable: bool
+    tar_mode: int
+
+    @property
+    def mode(self) -> int:
+        """The mode npm gives the file on disk (the store keeps its owner's exec bit)."""
+        return ((self.tar_mode | 0o666) & ~NPM_UMASK & 0o7777) | 0o600
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o100)
 
 
 def _member_path(name: str) -> str | None:
@@ -87,7 +99,7 @@ def unpack(tarball: bytes, what: str) -> list[PackageFile]:
                     raise UnusualTarball(f"the tarball of {what} unpacks to more than {MAX_UNPACKED >> 20} MiB")
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
-                files[path] = PackageFile(path, data, bool(member.mode & 0o100))
+                files[path] = PackageFile(path, data, member.mode)
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UnusualTarball(f"the tarball of {what} could not be read: {e}") from e
     paths = set(files)

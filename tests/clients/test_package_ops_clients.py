@@ -153,8 +153,6 @@ def test_the_ruby_client_explains_and_purges_a_package(make_daemon: Callable[...
         assert client.build(files=tiny_app(WRITE_DIST), app="plain", tenant="bars").cache == "hit"
 
 
-@pytest.mark.xfail(strict=True, reason="the dependency layer's miss reason reads Tombstones.deps_reason once "
-                                       "cached/deps/layer.py calls it (see the purge --package report)")
 def test_the_next_deps_lookup_after_a_package_purge_says_purged(make_daemon: Callable[..., DaemonProcess], tmp_path: Path) -> None:
     daemon = _daemon(make_daemon, tmp_path)
     with Client(daemon.address, token=ADMIN_TOKEN) as client:

@@ -248,7 +248,6 @@ def test_an_allowlisted_scoped_registry_is_reached_by_the_install_steps(
     assert stranger.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="cached/deps/layer.py does not pass the app's registries to registry_only yet")
 def test_an_allowlisted_registry_serves_the_install_its_lockfile_names(
     allowing_daemon: DaemonProcess, registries: tuple[LocalRegistry, LocalRegistry, LocalRegistry]
 ) -> None:
