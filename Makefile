@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps proto bench bench-smoke clean
+.PHONY: demo test deps proto bench bench-smoke bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,19 @@ demo: $(STAMP) $(MINIFLARE_STAMP)
 test: $(STAMP) deps
 	$(PY) -m pytest -q -rs
 
-bench: $(STAMP)
+# pnpm for benchmarks/packages.py's warm-store baseline, pinned by tools/pnpm/package-lock.json; installed once.
+PNPM_STAMP := tools/pnpm/node_modules/.package-lock.json
+
+$(PNPM_STAMP): tools/pnpm/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd tools/pnpm && npm ci --no-audit --no-fund --loglevel=error
+	touch $(PNPM_STAMP)
+
+bench-tools: $(PNPM_STAMP)
+
+bench: $(STAMP) $(PNPM_STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/packages.py
 
 bench-smoke: $(STAMP)
 	$(PY) benchmarks/run.py --smoke
