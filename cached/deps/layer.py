@@ -50,7 +50,7 @@ from cached.execution.singleflight import Flight, SingleFlight
 from cached.execution.steps import BuildLog, StepRunner
 from cached.digest import Digest
 from cached.store import BlobNotFound, Store, TreeNotFound
-from cached.packages.installer import PackageInstaller
+from cached.packages.installer import PackageInstaller, PackageTree
 from cached.packages.layout import Layout, Platform, plan
 from cached.v1 import cached_pb2, records_pb2, tree_pb2
 
@@ -308,42 +308,39 @@ class DependencyLayer:
     async def _install(self, spec: BuildSpec, deps_key: str, flight: Flight[Any, Any], deadline: float, env: dict[str, str],
                        layout: Layout | None) -> tuple[records_pb2.DepsRecord, tuple[int, int, int]]:
         emit = FlightEvents(flight)
-        if layout is not None and layout.ok and self.packages is not None and not self._runs_scripts(layout):
-            return await self._lay_out(spec, deps_key, layout, emit, env)
-        return await self._npm_ci(spec, deps_key, emit, deadline, env), (0, 0, 0)
-
-    def _runs_scripts(self, layout: Layout) -> bool:
-        """Whether an allowlisted package with install scripts is in the tree: those need npm's rebuild."""
-        allowed = set(self.allow_scripts)
-        return any(e.raw.get("hasInstallScript") and (e.name in allowed or e.folder in allowed) for e in layout.entries)
-
-    async def _lay_out(self, spec: BuildSpec, deps_key: str, layout: Layout, emit: FlightEvents, env: dict[str, str]) -> tuple[records_pb2.DepsRecord, tuple[int, int, int]]:
-        """node_modules from the package store: no npm process, only the missing packages fetched."""
-        assert self.packages is not None
+        if layout is None or not layout.ok or self.packages is None:
+            return await self._npm(spec, deps_key, emit, deadline, env, None), (0, 0, 0)
         with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
             made = await self.packages.install(layout, emit, (0.15, 0.55))
+        counts = (made.reused, made.fetched, made.bytes_downloaded)
+        if self._runs_scripts(layout):  # allowlisted install scripts: npm rebuild runs them on a copy of the layout
+            return await self._npm(spec, deps_key, emit, deadline, env, made), counts
         missing = missing_bins(spec, made.tree, env.get("PATH", ""))
         if missing:
             raise _missing_tools_error(missing)
-        lock = spec.by_path["package-lock.json"]
-        content = self._content(lock)
-        record = records_pb2.DepsRecord(
-            tree=made.digest.to_proto(), files=len(made.tree.files), bytes=sum(f.digest.size for f in made.tree.files),
-            packages=lockfile_packages(content), created_unix_ms=int(time.time() * 1000), install_ms=made.ms,
-            refs=package_refs(content), method="packages",
-        )
-        await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(made.digest,), owner=spec.owner))
+        record = await self._record(spec, deps_key, made.digest, made.tree, made.ms, "packages")
         emit.log("stderr", f"[cached] node_modules laid out from the package store: {made.reused} packages reused, {made.fetched} fetched "
                  f"({made.bytes_downloaded / 1e6:.1f} MB downloaded), {record.files} files, in {made.ms:.0f} ms", "cached")
-        log.info("dependencies laid out", extra={"deps_key": deps_key, "files": record.files, "reused": made.reused, "fetched": made.fetched, "ms": round(made.ms, 1)})
-        return record, (made.reused, made.fetched, made.bytes_downloaded)
+        return record, counts
 
-    async def _npm_ci(self, spec: BuildSpec, deps_key: str, emit: FlightEvents, deadline: float, env: dict[str, str]) -> records_pb2.DepsRecord:
+    def _runs_scripts(self, layout: Layout) -> bool:
+        """Whether an allowlisted package is in the tree: npm's rebuild runs its scripts (it reads them from
+        the package's own package.json, so a lockfile's ``hasInstallScript`` is not trusted to say)."""
+        allowed = set(self.allow_scripts)
+        return any(e.name in allowed or e.folder in allowed for e in layout.entries)
+
+    async def _npm(self, spec: BuildSpec, deps_key: str, emit: FlightEvents, deadline: float, env: dict[str, str],
+                   laid_out: PackageTree | None) -> records_pb2.DepsRecord:
+        """npm's install in the sandbox: ``npm ci`` (then the rebuild), or with ``laid_out`` only the rebuild, on a copy of it."""
         with scratch_dir(self.root, "install") as scratch:
             await asyncio.to_thread(self._write_inputs, spec, scratch)
             started = time.perf_counter()
-            with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
-                for argv in self.commands:
+            commands = self.commands
+            if laid_out is not None:
+                await asyncio.to_thread(self.store.trees.copy_out, laid_out.tree, scratch / "node_modules")
+                commands = [c for c in self.commands if c[1] == "rebuild"]
+            with Phase(emit, "install" if laid_out is None else "rebuild", 0.1 if laid_out is None else 0.55, 0.6):  # type: ignore[arg-type]
+                for argv in commands:
                     # Only npm's own fetch writes the cache every install shares; the rebuild step runs the
                     # allowlisted packages' scripts, which must not plant anything there for the next tenant.
                     writable = argv[1] != "rebuild"
@@ -351,7 +348,7 @@ class DependencyLayer:
                         argv, source="install", workspace=scratch, env=env, network=True, deadline=deadline,
                         emit=emit.log, build_log=BuildLog(), what=" ".join(argv[:2]), binds=[(self.npm_cache, self.npm_cache, writable)],
                     )
-            install_ms = (time.perf_counter() - started) * 1000
+            install_ms = (time.perf_counter() - started) * 1000 + (laid_out.ms if laid_out is not None else 0.0)
             node_modules = scratch / "node_modules"
             if not node_modules.is_dir():
                 node_modules.mkdir()  # an app without dependencies still gets an (empty) tree
@@ -360,15 +357,18 @@ class DependencyLayer:
                 raise _missing_tools_error(missing)
             with Phase(emit, "ingest_deps", 0.6, 0.65):  # type: ignore[arg-type]
                 tree_digest, tree = await asyncio.to_thread(self._ingest, node_modules)
-            lock = spec.by_path["package-lock.json"]
-            record = records_pb2.DepsRecord(
-                tree=tree_digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
-                packages=lockfile_packages(lock.content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
-                refs=package_refs(lock.content), method="npm ci",
-            )
-            await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(tree_digest,), owner=spec.owner))
-            log.info("dependencies installed", extra={"deps_key": deps_key, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})
-            return record
+            return await self._record(spec, deps_key, tree_digest, tree, install_ms, "npm ci" if laid_out is None else "packages + npm rebuild")
+
+    async def _record(self, spec: BuildSpec, deps_key: str, digest: Digest, tree: tree_pb2.Tree, install_ms: float, method: str) -> records_pb2.DepsRecord:
+        content = self._content(spec.by_path["package-lock.json"])
+        record = records_pb2.DepsRecord(
+            tree=digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
+            packages=lockfile_packages(content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
+            refs=package_refs(content), method=method,
+        )
+        await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(digest,), owner=spec.owner))
+        log.info("dependencies installed", extra={"deps_key": deps_key, "method": method, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})
+        return record
 
     def _write_inputs(self, spec: BuildSpec, scratch: Path) -> None:
         """Only what the deps key is made of: the install cannot depend on anything else.

@@ -51,7 +51,8 @@ def compose(
         digest, _ = files[path]
         # put: the executable blob of the (fixed) bytes, which the store may not hold yet
         files[path] = (put(fix_bin(read(Digest.from_proto(digest))), True).to_proto(), True)
-    files[HIDDEN_LOCKFILE] = (put(layout.hidden_lockfile(), False).to_proto(), False)
+    if layout.listed:  # npm makes no node_modules (so no hidden lockfile) for an app without packages
+        files[HIDDEN_LOCKFILE] = (put(layout.hidden_lockfile(), False).to_proto(), False)
     out = tree_pb2.Tree()
     for path in sorted(files):
         digest, executable = files[path]
