@@ -164,12 +164,16 @@ class Metrics:
     deps_files: int = 0
     deps_bytes: int = 0
     deps_ms: float = 0.0
+    packages_reused: int = 0
+    packages_fetched: int = 0
+    package_bytes_downloaded: int = 0
 
     @classmethod
     def from_proto(cls, m: cached_pb2.Metrics) -> "Metrics":
         return cls(
             [Decision.from_proto(d) for d in m.decisions], dict(m.phase_ms), m.output_files, m.output_bytes,
             m.bytes_ingested, m.bytes_restored, m.duration_ms, m.deps_method, m.deps_files, m.deps_bytes, m.deps_ms,
+            m.packages_reused, m.packages_fetched, m.package_bytes_downloaded,
         )
 
 
