@@ -51,6 +51,7 @@ from cached.execution.steps import BuildLog, StepRunner
 from cached.digest import Digest
 from cached.store import BlobNotFound, Store, TreeNotFound
 from cached.packages.installer import PackageInstaller, PackageTree
+from cached.packages.integrity import package_key
 from cached.packages.layout import Layout, Platform, plan
 from cached.v1 import cached_pb2, records_pb2, tree_pb2
 
@@ -217,6 +218,9 @@ class DependencyLayer:
                 # A blob went missing under us (deleted by hand, or quarantined): install afresh.
                 log.warning("dependency tree unusable, reinstalling", extra={"deps_key": deps_key, "error": str(e)})
                 await asyncio.wrap_future(self.store.deps.delete([deps_key.encode()]))
+                if self.packages is not None:
+                    keys = [k for k in (package_key(r.integrity) for r in record.refs if r.integrity) if k]
+                    await asyncio.to_thread(self.packages.packages.drop_damaged, keys)
                 events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
         layout = await asyncio.to_thread(self._layout, spec)
         if root is None:

@@ -103,4 +103,4 @@ class PackageInstaller:
         with self.store.ingesting():
             tree = compose(layout, {k: p.tree for k, p in have.items()}, self.store.blobs.read_bytes, self.store.blobs.put_bytes)
             failpoint("ingest.before_manifest")
-            return self.store.trees.put_tree(tree), tree
+            return self.store.trees.put_tree(tree, blobs_known=True), tree

@@ -365,7 +365,9 @@ def plan(lockfile: bytes | None, package_json: bytes | None, platform: Platform,
 
 def _unsupported(path: str, raw: Mapping[str, Any]) -> str:
     """Why an entry is not a registry package the package store can hold ("" when it is)."""
-    if not path.startswith("node_modules/") or path.endswith("/") or "/node_modules/node_modules" in path:
+    parts = path.split("/")
+    if (parts[0] != "node_modules" or len(parts) < 2 or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
+            or "/node_modules/node_modules" in path or parts[-1] == "node_modules"):
         return "not an installed package path"
     if raw.get("link"):
         return "a link (workspace or file: dependency)"

@@ -43,6 +43,25 @@ class StoredPackages:
             return None
         return StoredPackage(key, record, tree)
 
+    def drop_damaged(self, keys: list[str]) -> int:
+        """Forgets the packages among ``keys`` whose blobs are gone (deleted by hand, quarantined by verify),
+        so the next layout fetches them again instead of composing a tree that cannot be materialised."""
+        dropped = []
+        for key in dict.fromkeys(keys):
+            entry = self.store.packages.peek(key.encode())
+            if entry is None:
+                continue
+            try:
+                tree = self.store.trees.load(Digest.from_proto(records_pb2.PackageRecord.FromString(entry.value).tree))
+            except (TreeNotFound, BlobNotFound):
+                dropped.append(key.encode())
+                continue
+            if self.store.blobs.missing(Digest.from_proto(f.digest) for f in tree.files):
+                dropped.append(key.encode())
+        if dropped:
+            self.store.packages.delete(dropped).result()
+        return len(dropped)
+
     def put(self, fetched: Fetched) -> tuple[StoredPackage, concurrent.futures.Future[object]]:
         """Unpacks, stores the files and the manifest, and queues the record (call from a worker thread).
 

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
+from support import sample, scrape  # noqa: F401  (the operations tests read metrics through these)
 
 BUILD_TOKEN = "build-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -21,18 +21,6 @@ def run_cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess
     extra = ["--token", token] if token else []
     return subprocess.run([sys.executable, "-m", "cached", *args, *extra], capture_output=True, text=True, timeout=300)
 
-
-def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the metrics endpoint: (name, sorted labels) -> value."""
-    text = urllib.request.urlopen(f"http://{address}/metrics", timeout=30).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
-    }
-
-
-def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def wait_for(predicate, timeout: float = 30.0, step: float = 0.2):  # type: ignore[no-untyped-def]
