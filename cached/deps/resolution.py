@@ -17,7 +17,7 @@ from typing import Any
 
 from cached.errors import BuildFailed
 from cached.execution.events import FlightEvents, Phase
-from cached.keys import PACKAGE_FIELDS, canonical
+from cached.keys import PACKAGE_FIELDS, canonical, install_npmrc
 from cached.request.spec import BuildSpec
 from cached.execution.scratch import scratch_dir
 from cached.execution.singleflight import Flight, SingleFlight
@@ -46,7 +46,7 @@ class ResolutionLayer:
         package = json.loads(spec.text("package.json") or "{}")
         data = {
             "package": {k: package.get(k) for k in PACKAGE_FIELDS if k in package},
-            "npmrc": spec.text(".npmrc") or "",
+            "npmrc": install_npmrc(spec.text(".npmrc")),
             "node": self.toolchain.node, "npm": self.toolchain.npm, "command": RESOLVE_COMMAND,
         }
         return f"{self.store.hasher.function}:{self.store.hasher.bytes(canonical(data)).hash}"
@@ -71,10 +71,11 @@ class ResolutionLayer:
     async def _resolve(self, spec: BuildSpec, key: str, flight: Flight[Any, Any], deadline: float, env: dict[str, str]) -> bytes:
         emit = FlightEvents(flight)
         with scratch_dir(self.root, "resolve") as scratch:
-            for name in ("package.json", ".npmrc"):
-                text = spec.text(name)
-                if text is not None:
-                    (scratch / name).write_text(text)
+            package_json = spec.text("package.json")
+            if package_json is not None:
+                (scratch / "package.json").write_text(package_json)
+            # Only the keys the key holds: a shared resolution depends on nothing else (as an install's .npmrc).
+            (scratch / ".npmrc").write_text(install_npmrc(spec.text(".npmrc")))
             with Phase(emit, "resolve", 0.05, 0.1):  # type: ignore[arg-type]
                 await self.steps.run(
                     RESOLVE_COMMAND, source="install", workspace=scratch, env=env, network=True, deadline=deadline,
