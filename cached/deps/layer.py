@@ -33,6 +33,7 @@ import os
 import shutil
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,25 +120,23 @@ def describe_package_changes(before: dict[str, str], after: dict[str, str]) -> s
 
 def missing_tools(spec: BuildSpec, node_modules: Path, path: str) -> list[str]:
     """The build script's tools (pre/post scripts included) found neither in ``node_modules/.bin`` nor on ``path``."""
-    package_json = spec.text("package.json") or "{}"
-    try:
-        steps = script_steps(package_json, spec.script, [])
-    except (ValueError, AttributeError):
-        return []
-    missing: list[str] = []
-    for step in steps:
-        for tool in script_tools(step.command):
-            if tool in missing or shutil.which(tool, path=path):
-                continue
-            if not os.path.isfile(node_modules / ".bin" / tool):  # follows the link npm made: it must lead to a file
-                missing.append(tool)
-    return missing
+    # follows the link npm made: it must lead to a file
+    return _missing(spec, path, lambda tool: os.path.isfile(node_modules / ".bin" / tool))
 
 
 def missing_bins(spec: BuildSpec, tree: tree_pb2.Tree, path: str) -> list[str]:
     """``missing_tools`` for a tree not yet on disk: its ``.bin`` links and the files they lead to."""
     files = {f.path for f in tree.files}
     links = {s.path: s.target for s in tree.symlinks}
+
+    def has(tool: str) -> bool:
+        target = links.get(f".bin/{tool}")
+        return target is not None and os.path.normpath(f".bin/{target}") in files
+
+    return _missing(spec, path, has)
+
+
+def _missing(spec: BuildSpec, path: str, has_bin: Callable[[str], bool]) -> list[str]:
     package_json = spec.text("package.json") or "{}"
     try:
         steps = script_steps(package_json, spec.script, [])
@@ -146,10 +145,7 @@ def missing_bins(spec: BuildSpec, tree: tree_pb2.Tree, path: str) -> list[str]:
     missing: list[str] = []
     for step in steps:
         for tool in script_tools(step.command):
-            if tool in missing or shutil.which(tool, path=path):
-                continue
-            target = links.get(f".bin/{tool}")
-            if target is None or os.path.normpath(f".bin/{target}") not in files:
+            if tool not in missing and not shutil.which(tool, path=path) and not has_bin(tool):
                 missing.append(tool)
     return missing
 
