@@ -218,11 +218,12 @@ class DependencyLayer:
                     keys = [k for k in (package_key(r.integrity) for r in record.refs if r.integrity) if k]
                     await asyncio.to_thread(self.packages.packages.drop_damaged, keys)
                 events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
-        layout = await asyncio.to_thread(self._layout, spec)
+        recent = list(self._recent.values())  # read on the loop, which alone changes it
+        layout, nearest = await asyncio.to_thread(lambda: (self._layout(spec), self._nearest(spec, recent)))
         if root is None:
             reason, detail = self.store.tombstones.deps_reason(deps_key) or self._miss_reason(spec, previous_deps_key)
             if reason == "new_deps":
-                detail += self._nearest(spec)
+                detail += nearest
             events.decision("deps", MISS, reason, detail + self._how(layout))
         outcome, coalesced = await self._flights.run(
             deps_key, lambda flight: self._install(spec, deps_key, flight, deadline, env, layout), listener=lambda apply: apply(events),
@@ -272,13 +273,13 @@ class DependencyLayer:
         while len(self._recent) > RECENT_TREES:
             self._recent.popitem(last=False)
 
-    def _nearest(self, spec: BuildSpec) -> str:
-        """The changes against the nearest tree this daemon used lately: a new app's miss says what is new."""
+    def _nearest(self, spec: BuildSpec, recent: list[dict[str, str]]) -> str:
+        """The changes against the nearest of the trees this daemon used lately: a new app's miss says what is new."""
         lock = spec.by_path.get("package-lock.json")
-        if lock is None or not self._recent:
+        if lock is None or not recent:
             return ""
         after = lockfile_packages(self._content(lock))
-        best = min(self._recent.values(), key=lambda before: len(diff_maps(before, after)))
+        best = min(recent, key=lambda before: len(diff_maps(before, after)))
         detail = describe_package_changes(best, after)
         return f"; against the nearest stored tree: {detail}" if detail else ""
 
