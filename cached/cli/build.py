@@ -4,6 +4,10 @@ This is the command a cold shell runs most, so it must stay light: at import
 it loads only the standard library and ``cached.cli.options``; the client
 (gRPC) is imported when the command runs, and never the server, the store
 (LMDB), the deployer (httpx, boto3) or the watcher.
+
+`--server a,b,c` names several daemons: the client sends the app to its own
+(rendezvous hashing on tenant/app) and to the next one when that is down, and
+the outputs are read from the daemon that built them (``result.server``).
 """
 
 from __future__ import annotations
@@ -52,12 +56,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.json:
         data = result.as_json()
         data["total_ms"] = round(total_ms, 3)
+        data["server"] = result.server
         if out_dir is not None:
             data["output_dir"] = str(out_dir.resolve())
         print(json.dumps(data, indent=2))
     else:
         why = f" ({result.reason})" if result.reason else ""
         print(f"{result.cache}{why}: {len(result.outputs)} files, {result.duration_ms:.1f} ms in the daemon, {total_ms:.1f} ms in all; action {result.action_key}")
+        if len(client.addresses) > 1:
+            print(f"built on {result.server}")
         if out_dir is not None:
             print(f"outputs written to {out_dir}")
     return 0

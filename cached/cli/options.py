@@ -13,8 +13,14 @@ DEFAULT_ADDRESS = os.environ.get("CACHED_ADDRESS", "127.0.0.1:7878")
 
 
 def add_daemon_options(p: argparse.ArgumentParser, *, token_help: str = "bearer token (default $CACHED_TOKEN)") -> None:
-    """--server, --token and --json, for a command that talks to a running daemon."""
-    p.add_argument("--server", default=DEFAULT_ADDRESS, help=f"daemon address (default {DEFAULT_ADDRESS}, or $CACHED_ADDRESS)")
+    """--server, --token and --json, for a command that talks to a running daemon.
+
+    --server takes a comma-separated list as it is: the client splits it and routes each app
+    (``cached_client.routing``), so every command gets the same routing without parsing it here.
+    """
+    p.add_argument("--server", default=DEFAULT_ADDRESS, metavar="ADDR[,ADDR...]",
+                   help=f"daemon address (default {DEFAULT_ADDRESS}, or $CACHED_ADDRESS); several, separated by commas, "
+                        "send each app to one of them (rendezvous hashing), the next when it is down")
     p.add_argument("--token", default=os.environ.get("CACHED_TOKEN"), help=token_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -3,6 +3,11 @@
 It turns the arguments into a ``WatchSettings``, makes SIGTERM and SIGHUP
 stop the watcher as Ctrl-C does (a second one at once), and runs it. The
 watcher (and watchfiles with it) is imported only when the command runs.
+
+`--server a,b,c` is handed to the watcher in the app's rendezvous order: the
+watcher uploads a save's files to the first daemon that answers and then
+builds, and a build goes to the first daemon of its app's order that
+answers, so both reach the same daemon (the next one too, when it is down).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"cached: {args.app_dir} is not a directory", file=sys.stderr)
         return 2
     watcher = Watcher(WatchSettings(
-        app_dir=Path(args.app_dir), tenant=args.tenant, app=args.app, server=args.server, token=args.token,
+        app_dir=Path(args.app_dir), tenant=args.tenant, app=args.app, server=_servers_in_route_order(args), token=args.token,
         mode=args.mode, script=args.script, env=parse_env(args.env), deploy_local=args.deploy == "local",
         port=args.port, debounce_ms=args.debounce_ms, max_builds=args.max_builds, json=args.json,
     ))
@@ -47,3 +52,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)  # the terminal went away: Miniflare and workerd must not stay
     return watcher.run()
+
+
+def _servers_in_route_order(args: argparse.Namespace) -> str:
+    """--server with its addresses in the app's rendezvous order (the order of the list does not change the routing)."""
+    from cached_client.routing import parse_addresses, rendezvous_order, route_key
+
+    return ",".join(rendezvous_order(route_key(args.tenant, args.app), parse_addresses(args.server)))

@@ -224,6 +224,8 @@ class BuildResult:
     deploy: DeployResult | None = None
     client_ms: float = 0.0
     events: list[cached_pb2.BuildEvent] = field(default_factory=list, repr=False)
+    server: str = ""  # the address of the daemon that answered: its store holds the outputs
+    app: str = ""  # the app it was built for: reading its outputs through a ring-hash proxy routes on tenant/app
 
     @property
     def hit(self) -> bool:

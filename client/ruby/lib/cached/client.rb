@@ -17,7 +17,15 @@
 # lacks it for the tenant. A failed build raises
 # Cached::BuildFailed (with #log_tail); any other failure raises Cached::Error
 # carrying the gRPC status (#code, #status, #details). One client (one
-# channel) may be shared by the threads of a process.
+# channel per daemon) may be shared by the threads of a process.
+#
+# Given several daemons (an Array, or "host:port,host:port"), the client sends
+# each (tenant, app) to one of them by rendezvous hashing (Cached::Routing, the
+# same choice as the Python client's) and goes on to the next address on
+# UNAVAILABLE, each at most once per call. Calls that are not about one app
+# (stats, read_blob, ...) go to the first daemon that answers, or to address:.
+# Every call about an app sends "x-cached-route: tenant/app" metadata, so a
+# ring-hash proxy in front of the daemons routes the same way.
 
 require "grpc"
 require "digest"
@@ -28,6 +36,7 @@ $LOAD_PATH.unshift(lib) unless $LOAD_PATH.include?(lib)
 require "cached/v1/cached_services_pb"
 require "cached/v1/admin_services_pb"
 require "cached/blake3"
+require "cached/routing"
 
 module Cached
   INLINE_LIMIT = 1 << 20
@@ -92,7 +101,8 @@ module Cached
 
   # What a build returns. #cache is "hit" or "miss" (of the whole-build action
   # cache), #decisions every layer's decision, #deploy set when a deploy was asked.
-  Result = Struct.new(:action_key, :cache, :reason, :duration_ms, :phases, :decisions, :outputs, :lockfile, :log_digest, :deploy,
+  # #server is the address of the daemon that built it: its store holds the outputs (read_blob(..., address: result.server)).
+  Result = Struct.new(:action_key, :cache, :reason, :duration_ms, :phases, :decisions, :outputs, :lockfile, :log_digest, :deploy, :server,
                       keyword_init: true) do
     def hit?
       cache == "hit"
@@ -145,22 +155,29 @@ module Cached
     end
   end
 
-  class Client
-    attr_reader :address
+  # One daemon's channel and stubs.
+  Endpoint = Struct.new(:address, :channel, :builder, :content, :admin)
 
-    # address: "host:port" of the daemon. token: sent as "authorization: Bearer <token>"
+  class Client
+    attr_reader :address, :addresses
+
+    # address: "host:port" of the daemon, or several (an Array, or a comma-separated String),
+    # routed as the file's header says. token: sent as "authorization: Bearer <token>"
     # (default $CACHED_TOKEN); a build token acts only for the tenants the daemon's token file
     # names for it ("build:TENANT:TOKEN", or all with "build:*:TOKEN"): a call for another tenant
     # raises Cached::Error with status :permission_denied.
     # credentials: :this_channel_is_insecure or GRPC::Core::ChannelCredentials for TLS.
     def initialize(address = ENV.fetch("CACHED_ADDRESS", DEFAULT_ADDRESS), token: ENV["CACHED_TOKEN"], credentials: :this_channel_is_insecure, channel_args: {})
-      @address = address
+      @addresses = Routing.parse_addresses(address)
+      @address = @addresses.first
       @token = token.to_s.empty? ? nil : token
-      args = {"grpc.max_receive_message_length" => MAX_MESSAGE_BYTES, "grpc.max_send_message_length" => MAX_MESSAGE_BYTES}.merge(channel_args)
-      @channel = GRPC::Core::Channel.new(address, args, credentials)
-      @builder = V1::Builder::Stub.new(address, credentials, channel_override: @channel)
-      @content = V1::ContentStore::Stub.new(address, credentials, channel_override: @channel)
-      @admin = V1::Admin::Stub.new(address, credentials, channel_override: @channel)
+      @credentials = credentials
+      @channel_args = {"grpc.max_receive_message_length" => MAX_MESSAGE_BYTES, "grpc.max_send_message_length" => MAX_MESSAGE_BYTES}.merge(channel_args)
+      @endpoints = {}
+      @endpoints_lock = Mutex.new
+      @addresses.each { |a| endpoint(a) }
+      first = endpoint(@address) # the first daemon's channel and stubs, as before several addresses were allowed
+      @channel, @builder, @content, @admin = first.channel, first.builder, first.content, first.admin
       @known = {} # "size:sha256" of a content => the Cached::V1::Digest the daemon returned for it
       @known_lock = Mutex.new
     end
@@ -169,10 +186,32 @@ module Cached
     # Cached::Event as the daemon sends it. files: {path => content String}
     # (or {path => {content:, executable: true}}). An exception raised by the
     # block cancels the call, and with it the build.
+    #
+    # With several daemons the build goes to the app's daemon. When that one is
+    # UNAVAILABLE before the first event (down, refusing connections, draining),
+    # it starts again on the next address, its large files uploaded there. A
+    # build that already streamed events is not replayed: the block has seen
+    # its events, and the daemon may still be running (or deploying) it, so a
+    # second daemon would build and deploy it again. That error is raised.
     def build(app_id:, tenant:, files:, env: {}, mode: "production", script: nil, force: false, deploy: nil, timeout: nil, &block)
       entries = files.map { |path, value| normalize_file(path, value) }
       big = entries.select { |e| e[:content].bytesize > INLINE_LIMIT }
-      by_content = big.empty? ? {} : send_blobs(tenant, big.map { |e| e[:content] }).first
+      key = Routing.key(tenant, app_id)
+      streamed = false
+      with_failover(Routing.order(key, @addresses), retry_if: -> { !streamed }) do |address|
+        request = build_request(entries, big, address, key, app_id: app_id, tenant: tenant, env: env, mode: mode, script: script,
+                                                           force: force, deploy: deploy, timeout: timeout)
+        stream_build(endpoint(address), request, key, deadline: timeout && Time.now + timeout + 60, on_first: -> { streamed = true }, &block)
+      end
+    end
+
+    # The addresses an app's calls try, in order: its daemon first.
+    def route_of(tenant:, app_id:)
+      Routing.order(Routing.key(tenant, app_id), @addresses)
+    end
+
+    private def build_request(entries, big, address, key, app_id:, tenant:, env:, mode:, script:, force:, deploy:, timeout:)
+      by_content = big.empty? ? {} : send_blobs(endpoint(address), tenant, big.map { |e| e[:content] }, key).first
       digests = big.to_h { |e| [e[:path], by_content.fetch(content_key(e[:content]))] }
 
       request = V1::BuildRequest.new(
@@ -187,55 +226,62 @@ module Cached
         end
       )
       request.deploy = deploy_options(deploy) if deploy
-      stream_build(request, deadline: timeout && Time.now + timeout + 60, &block)
+      request
     end
 
     # Uploads the blobs the daemon lacks for this tenant and returns the digests
     # (Cached::V1::Digest) of those sent. Without digests, nothing is hashed
     # with BLAKE3: a blob whose digest this client remembers is sent only when
     # FindMissingBlobs names it, any other is sent and the daemon's digest kept.
-    def upload_missing(tenant:, blobs:, digests: nil)
-      return send_blobs(tenant, blobs).last unless digests
-
-      by_hash = {}
-      blobs.zip(digests) { |blob, digest| by_hash[digest["hash"]] ||= [blob, digest] } # (Message#hash is Ruby's hash code)
-      missing = call { @content.find_missing_blobs(V1::FindMissingBlobsRequest.new(tenant: tenant, digests: by_hash.values.map(&:last)), metadata: metadata) }.missing
-      return [] if missing.empty?
-
-      chunks = upload_chunks(tenant, missing.map { |digest| [by_hash.fetch(digest["hash"]).first, { digest: digest }] })
-      call { @content.upload_blobs(chunks, metadata: metadata) }.stored.to_a
+    # Blobs are per daemon: app: sends them to that app's daemon (tenant/app), address: to one daemon,
+    # neither to the first that answers.
+    def upload_missing(tenant:, blobs:, digests: nil, app: nil, address: nil)
+      key = app && Routing.key(tenant, app)
+      with_failover(order_for(key, address)) do |a|
+        digests ? upload_by_digest(endpoint(a), tenant, blobs, digests, key) : send_blobs(endpoint(a), tenant, blobs, key).last
+      end
     end
 
     # The bytes of a blob this tenant uploaded or built. digest: a Cached::V1::Digest or a Cached::OutputFile.
-    def read_blob(tenant:, digest:)
+    # From address: (a result's #server holds its outputs), else from the app's daemon with app: (which
+    # also sends x-cached-route, for a proxy), else from the first daemon that answers.
+    def read_blob(tenant:, digest:, app: nil, address: nil)
       digest = digest.digest if digest.is_a?(OutputFile)
-      data = +"".b
-      call { @content.read_blob(V1::ReadBlobRequest.new(tenant: tenant, digest: digest), metadata: metadata).each { |c| data << c.data } }
-      data
+      key = app && Routing.key(tenant, app)
+      with_failover(order_for(key, address)) do |a|
+        data = +"".b
+        request = V1::ReadBlobRequest.new(tenant: tenant, digest: digest)
+        call { endpoint(a).content.read_blob(request, metadata: metadata(key)).each { |c| data << c.data } }
+        data
+      end
     end
 
-    # The store's and the daemon's figures (Cached::V1::StatsResponse); needs an admin token when tokens are on.
-    def stats
-      call { @admin.stats(V1::StatsRequest.new, metadata: metadata) }
+    # The store's and the daemon's figures (Cached::V1::StatsResponse) of address:, or of the first
+    # daemon that answers; needs an admin token when tokens are on.
+    def stats(address: nil)
+      with_failover(order_for(nil, address)) { |a| call { endpoint(a).admin.stats(V1::StatsRequest.new, metadata: metadata) } }
     end
 
     # Removes everything made with one package version, for every tenant: its package records, the
     # dependency trees holding it (aliases too) and the results and Vite caches built on them. package:
     # "NAME@VERSION". Returns Cached::V1::PurgePackageResponse (by_kind: entries and bytes per kind).
     # Needs an admin token when tokens are on; a malformed package raises Cached::Error :invalid_argument.
-    def purge_package(package:, dry_run: false)
-      call { @admin.purge_package(V1::PurgePackageRequest.new(package: package.to_s, dry_run: dry_run), metadata: metadata) }
+    # One daemon's store (address:, or the first that answers): with several, call it for each of #addresses.
+    def purge_package(package:, dry_run: false, address: nil)
+      request = V1::PurgePackageRequest.new(package: package.to_s, dry_run: dry_run)
+      with_failover(order_for(nil, address)) { |a| call { endpoint(a).admin.purge_package(request, metadata: metadata) } }
     end
 
     # The tenants and apps whose last build used a package ("NAME" or "NAME@VERSION"), where it sits in
     # their trees, and how many stored trees and package records hold it (Cached::V1::ExplainPackageResponse).
     # Needs an admin token when tokens are on.
-    def explain_package(package:, limit: 0)
-      call { @admin.explain_package(V1::ExplainPackageRequest.new(package: package.to_s, limit: Integer(limit)), metadata: metadata) }
+    def explain_package(package:, limit: 0, address: nil)
+      request = V1::ExplainPackageRequest.new(package: package.to_s, limit: Integer(limit))
+      with_failover(order_for(nil, address)) { |a| call { endpoint(a).admin.explain_package(request, metadata: metadata) } }
     end
 
     def close
-      @channel.close
+      @endpoints_lock.synchronize { @endpoints.each_value { |e| e.channel.close } }
     end
 
     # The BLAKE3 digest, in plain Ruby (about 1.5 MB/s): builds and upload_missing never call it.
@@ -245,6 +291,54 @@ module Cached
 
     private
 
+    # The channel and stubs of one address; an explicit address outside the list gets its own on first use.
+    def endpoint(address)
+      @endpoints_lock.synchronize do
+        @endpoints[address] ||= begin
+          channel = GRPC::Core::Channel.new(address, @channel_args, @credentials)
+          Endpoint.new(address, channel, V1::Builder::Stub.new(address, @credentials, channel_override: channel),
+                       V1::ContentStore::Stub.new(address, @credentials, channel_override: channel),
+                       V1::Admin::Stub.new(address, @credentials, channel_override: channel))
+        end
+      end
+    end
+
+    # address: alone; else the key's rendezvous order; else the addresses as given (the first that answers).
+    def order_for(key, address)
+      return [address] if address
+      return Routing.order(key, @addresses) if key
+
+      @addresses
+    end
+
+    # Yields each address in order until the block does not raise UNAVAILABLE, each at most once;
+    # retry_if says whether a call that failed so may still move on (a build that streamed may not).
+    # UNAVAILABLE is what a daemon that is down or draining answers before doing anything.
+    def with_failover(order, retry_if: -> { true })
+      failures = []
+      order.each do |address|
+        return yield(address)
+      rescue Error => e
+        raise unless e.status == :unavailable && retry_if.call
+
+        failures << [address, e]
+      end
+      raise failures.first.last if failures.size == 1
+
+      raise Error.new(GRPC::Core::StatusCodes::UNAVAILABLE, "no daemon answered (#{failures.map { |a, e| "#{a}: #{e.details}" }.join("; ")})")
+    end
+
+    def upload_by_digest(endpoint, tenant, blobs, digests, key)
+      by_hash = {}
+      blobs.zip(digests) { |blob, digest| by_hash[digest["hash"]] ||= [blob, digest] } # (Message#hash is Ruby's hash code)
+      request = V1::FindMissingBlobsRequest.new(tenant: tenant, digests: by_hash.values.map(&:last))
+      missing = call { endpoint.content.find_missing_blobs(request, metadata: metadata(key)) }.missing
+      return [] if missing.empty?
+
+      chunks = upload_chunks(tenant, missing.map { |digest| [by_hash.fetch(digest["hash"]).first, { digest: digest }] })
+      call { endpoint.content.upload_blobs(chunks, metadata: metadata(key)) }.stored.to_a
+    end
+
     # SHA-256 is collision resistant, so a remembered digest is never reused for
     # other content (a CRC or String#hash could be forged by whoever writes the files).
     def content_key(content)
@@ -252,19 +346,21 @@ module Cached
     end
 
     # Makes the daemon hold every blob for the tenant. Returns [{content_key => digest}, digests sent].
-    def send_blobs(tenant, blobs)
+    # The remembered digests hold for every daemon (a digest names content); whether the daemon has the blob is asked.
+    def send_blobs(endpoint, tenant, blobs, key = nil)
       contents = {}
       blobs.each { |b| contents[content_key(b)] ||= b }
       digests = @known_lock.synchronize { contents.keys.to_h { |k| [k, @known[k]] }.compact }
       unless digests.empty?
-        missing = call { @content.find_missing_blobs(V1::FindMissingBlobsRequest.new(tenant: tenant, digests: digests.values), metadata: metadata) }.missing
+        request = V1::FindMissingBlobsRequest.new(tenant: tenant, digests: digests.values)
+        missing = call { endpoint.content.find_missing_blobs(request, metadata: metadata(key)) }.missing
         missing = missing.map { |d| [d["hash"], d.size] }
         digests.reject! { |_, d| missing.include?([d["hash"], d.size]) }
       end
       to_send = contents.reject { |k, _| digests.key?(k) }
       return [digests, []] if to_send.empty?
 
-      stored = upload_unknown(tenant, to_send.values)
+      stored = upload_unknown(endpoint, tenant, to_send.values, key)
       sent = to_send.keys.zip(stored).to_h
       remember(sent)
       [digests.merge(sent), stored]
@@ -286,9 +382,9 @@ module Cached
     end
 
     # One UploadBlobs stream of blobs sent without a digest; the daemon returns theirs, in order.
-    def upload_unknown(tenant, blobs)
+    def upload_unknown(endpoint, tenant, blobs, key)
       chunks = upload_chunks(tenant, blobs.map { |blob| [blob, { unknown_digest: true }] })
-      stored = call { @content.upload_blobs(chunks, metadata: metadata) }.stored.to_a
+      stored = call { endpoint.content.upload_blobs(chunks, metadata: metadata(key)) }.stored.to_a
       unless stored.size == blobs.size && stored.zip(blobs).all? { |d, b| d.size == b.bytesize }
         raise Error.new(GRPC::Core::StatusCodes::INTERNAL, "the daemon stored #{stored.size} blobs of #{blobs.size} sent")
       end
@@ -306,8 +402,10 @@ module Cached
       end
     end
 
-    def metadata
-      @token ? {"authorization" => "Bearer #{@token}"} : {}
+    # The token, and x-cached-route for a call about one app (key "tenant/app").
+    def metadata(key = nil)
+      auth = @token ? {"authorization" => "Bearer #{@token}"} : {}
+      key ? auth.merge(Routing.metadata(key)) : auth
     end
 
     def call
@@ -333,13 +431,15 @@ module Cached
       )
     end
 
-    def stream_build(request, deadline: nil)
-      op = @builder.build(request, metadata: metadata, return_op: true, deadline: deadline)
+    # on_first is called when the first event arrives: from then on the build is never replayed elsewhere.
+    def stream_build(endpoint, request, key, deadline: nil, on_first: nil)
+      op = endpoint.builder.build(request, metadata: metadata(key), return_op: true, deadline: deadline)
       decisions = []
       result = metrics = deploy = nil
       finished = false
       begin
         op.execute.each do |raw|
+          on_first&.call
           case raw.event
           when :result then result = raw.result
           when :metrics then metrics = raw.metrics
@@ -359,11 +459,12 @@ module Cached
       end
       raise Error.new(GRPC::Core::StatusCodes::UNKNOWN, "the build stream ended without a result") unless result
 
-      to_result(result, decisions, metrics, deploy)
+      to_result(result, decisions, metrics, deploy, endpoint.address)
     end
 
-    def to_result(r, decisions, _metrics, deploy)
+    def to_result(r, decisions, _metrics, deploy, server)
       Result.new(
+        server: server,
         action_key: r.action_key, cache: r.cache, reason: r.reason, duration_ms: r.duration_ms, phases: r.phase_ms.to_h,
         decisions: decisions, lockfile: r.lockfile, log_digest: r.log,
         outputs: r.outputs.map { |o| OutputFile.new(path: o.path, digest: o.digest, hex: o.digest["hash"], size: o.digest.size, executable: o.executable) },
