@@ -131,10 +131,10 @@ class Watcher:
 
         files = self.snapshot.files()
         digests = {p: digest_of(e.content, client.digest_function) for p, e in files.items()}
-        missing = {d.hash for d in client.find_missing(self.settings.tenant, list(digests.values()))} if digests else set()
+        missing = {d.hash for d in client.find_missing(self.settings.tenant, list(digests.values()), app=self.settings.app)} if digests else set()
         upload = {digests[p].hash: files[p].content for p in files if digests[p].hash in missing}
         if upload:
-            client.upload_missing(self.settings.tenant, list(upload.values()))
+            client.upload_missing(self.settings.tenant, list(upload.values()), app=self.settings.app)
         request = cached_pb2.BuildRequest(
             tenant=self.settings.tenant, app=self.settings.app, mode=self.settings.mode, build_script=self.settings.script,
             env=self.settings.env,
