@@ -21,11 +21,11 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cached.cli import build, deploy, operate, serve, watch
+    from cached.cli import build, deploy, keygen, operate, serve, watch
 
     parser = argparse.ArgumentParser(prog="cached", description="A content-addressed build cache daemon for Vite apps")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, build, watch, operate, deploy):
+    for group in (serve, build, watch, operate, deploy, keygen):
         group.add_commands(sub)
     return parser
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from cached.cli.options import add_app_name_options, add_daemon_options
 from cached.operate.config import format_bytes, parse_age, parse_size
+from cached.remote.settings import add_remote_options
 
 
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -42,7 +43,10 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     gc = sub.add_parser("gc", help="evict least-recently-used entries until the store fits, then reclaim unreferenced blobs")
     gc.add_argument("--max-size", default="", metavar="SIZE", help="e.g. 20GB (default: only reclaim what nothing references)")
     gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument("--older-than", default="", metavar="AGE", help="with --remote: delete the bucket's objects written longer ago "
+                    "(e.g. 30d), for buckets without a lifecycle rule; talks to the bucket, not the daemon")
     common(gc)
+    add_remote_options(gc, readers=False)
     gc.set_defaults(func=cmd_gc)
 
     verify = sub.add_parser("verify", help="re-hash every blob; exit 1 when any is corrupt or missing")
@@ -185,6 +189,8 @@ def _purge_package(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    if args.remote or args.older_than:
+        return _gc_remote(args)
     try:
         max_bytes = parse_size(args.max_size) if args.max_size else None
     except ValueError as e:
@@ -202,6 +208,35 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"still over {format_bytes(max_bytes)}: what is left cannot be freed yet")
     _print_held(r)
     return 0
+
+
+def _gc_remote(args: argparse.Namespace) -> int:
+    """`gc --remote URL --older-than AGE`: straight to the bucket with the writer's settings (the daemon is not involved)."""
+    from cached.remote.errors import RemoteConfigError, RemoteUnavailable
+    from cached.remote.gc import collect
+    from cached.remote.settings import RemoteSettings
+
+    if not (args.remote and args.older_than) or args.max_size:
+        print("cached: gc --remote s3://BUCKET[/PREFIX] needs --older-than AGE (and takes no --max-size)", file=sys.stderr)
+        return 2
+    if not args.remote_signing_key:
+        print("cached: gc --remote deletes objects: only a writer may; give it --remote-signing-key", file=sys.stderr)
+        return 2
+    try:
+        r = collect(RemoteSettings.from_args(args), parse_age(args.older_than), dry_run=args.dry_run)  # type: ignore[arg-type]
+    except (RemoteConfigError, ValueError) as e:
+        print(f"cached: gc: {e}", file=sys.stderr)
+        return 2
+    except RemoteUnavailable as e:
+        print(f"cached: gc: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(vars(r), indent=2))
+    else:
+        verb = "would delete" if r.dry_run else "deleted"
+        print(f"{verb} {r.deleted} objects ({format_bytes(r.bytes_deleted)}) older than {args.older_than} from {args.remote}; "
+              f"kept {r.kept} ({format_bytes(r.bytes_kept)})" + (f"; {len(r.failed)} could not be deleted" if r.failed else ""))
+    return 1 if r.failed else 0
 
 
 def _print_held(r: Any) -> None:
