@@ -114,6 +114,10 @@ def _deploy_options(serve: argparse.ArgumentParser) -> None:
     g.add_argument("--r2-bucket", default="", help="R2 bucket for files over the asset limit")
     g.add_argument("--r2-credentials-file", default="", help="ACCESS_KEY_ID:SECRET on one line (default: $CACHED_R2_ACCESS_KEY_ID, $CACHED_R2_SECRET_ACCESS_KEY)")
 
+    from cached.remote.settings import add_remote_options
+
+    add_remote_options(serve)  # the shared tier: --remote, --remote-endpoint, credentials, signing and trusted keys
+
 
 def daemon_config(args: argparse.Namespace) -> DaemonConfig:
     """The parsed options as the settings of each subsystem; SystemExit on a value no subsystem takes."""
@@ -164,6 +168,13 @@ def daemon_config(args: argparse.Namespace) -> DaemonConfig:
         r2_endpoint=args.r2_endpoint, r2_bucket=args.r2_bucket,
         r2_credentials_file=Path(args.r2_credentials_file) if args.r2_credentials_file else None,
     )
+    from cached.remote.errors import RemoteConfigError
+    from cached.remote.settings import RemoteSettings
+
+    try:
+        config.remote = RemoteSettings.from_args(args)
+    except RemoteConfigError as e:
+        raise SystemExit(f"cached: {e}") from None
     return config
 
 

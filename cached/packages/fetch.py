@@ -1,4 +1,4 @@
-"""Tarballs of the packages the store lacks: from npm's cache when it has them, else from the registry.
+"""Tarballs of the packages the store lacks: from npm's cache, else the shared tier, else the registry.
 
 Only names, versions and integrities reach this module: it runs no tenant
 code and reads no tenant file. A tarball's URL is made from the daemon's
@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -48,7 +49,7 @@ class Want:
 class Fetched:
     want: Want
     tarball: bytes
-    source: str  # "npm cache" or "registry"
+    source: str  # "npm cache", "shared tier" or "registry"
 
 
 def tarball_url(registry: str, name: str, version: str) -> str:
@@ -60,12 +61,38 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
+class SharedPackages:
+    """Package tarballs in the shared tier, as signed records of kind ``packages`` keyed by their sha512.
+
+    The sha512 is checked on every read as well as the signature: the key
+    names the bytes, so nothing but those bytes is ever taken."""
+
+    KIND = "packages"
+
+    def __init__(self, tier: Any) -> None:
+        self.tier = tier
+
+    def get(self, want: Want) -> bytes | None:
+        data = self.tier.get_record(self.KIND, want.key)
+        if data is None:
+            return None
+        if hashlib.sha512(data).hexdigest() != want.key:
+            log.warning("a shared package does not match its integrity", extra={"package": want.label})
+            return None
+        return data
+
+    def put(self, fetched: "Fetched") -> None:
+        if self.tier.writable:
+            self.tier.put_record(self.KIND, fetched.want.key, fetched.tarball)
+
+
 class TarballFetcher:
     def __init__(self, registry: str, npm_cache: Path | None, *, cafile: str = "", concurrency: int = 16, timeout_s: float = 60.0) -> None:
         if not registry:
             raise ValueError("the package store fetches from the daemon's registry; none is configured")
         self.registry = registry
         self.npm_cache = npm_cache
+        self.shared: SharedPackages | None = None  # the shared tier, between npm's cache and the registry
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.verify: str | bool = cafile or True
@@ -99,9 +126,19 @@ class TarballFetcher:
                 await asyncio.gather(*workers, return_exceptions=True)
 
     async def _one(self, client: httpx.AsyncClient, want: Want) -> Fetched:
+        fetched = await self._fetch_one(client, want)
+        if self.shared is not None and fetched.source != "shared tier":
+            self.shared.put(fetched)  # queued: the next daemon without it takes it from the bucket
+        return fetched
+
+    async def _fetch_one(self, client: httpx.AsyncClient, want: Want) -> Fetched:
         cached = await asyncio.to_thread(self._from_npm_cache, want)
         if cached is not None:
             return Fetched(want, cached, "npm cache")
+        if self.shared is not None:
+            shared = await asyncio.to_thread(self.shared.get, want)
+            if shared is not None:
+                return Fetched(want, shared, "shared tier")
         url = tarball_url(self.registry, want.name, want.version)
         error = ""
         for attempt in range(ATTEMPTS):

@@ -128,11 +128,17 @@ class HitPath:
         refuse_unowned(spec, by_digest, found.unowned)
         return Lookup(self.apps.current(spec.owner, found.app), found.action, found.purged)
 
-    def answer(self, spec: BuildSpec, keys: Keys, found: Lookup, events: EventStream) -> records_pb2.ActionRecord:
-        """The stored result; the app's record is queued only when its last action changes."""
-        assert found.entry is not None
-        record = records_pb2.ActionRecord.FromString(found.entry.value)
-        events.decision("action", HIT, "hit", "identical inputs were built before", "local")
+    def answer(self, spec: BuildSpec, keys: Keys, found: Lookup, events: EventStream,
+               shared: records_pb2.ActionRecord | None = None) -> records_pb2.ActionRecord:
+        """The stored result (or ``shared``, one the shared tier brought); the app's record is queued
+        only when its last action changes."""
+        if shared is not None:
+            record = shared
+            events.decision("action", HIT, "hit", "identical inputs were built by another daemon (the shared tier)", "remote")
+        else:
+            assert found.entry is not None
+            record = records_pb2.ActionRecord.FromString(found.entry.value)
+            events.decision("action", HIT, "hit", "identical inputs were built before", "local")
         if found.previous is None or found.previous.last_action_key != keys.action_key:
             self.apps.record(spec, keys, found.previous, events.decisions)
         return record

@@ -32,7 +32,9 @@ from cached.pipeline.hit import AppLedger, ByDigest, HitPath, Keys, refuse_unown
 from cached.pipeline.observer import BuildObserver, NullObserver
 from cached.pipeline.result import build_result
 from cached.deps.resolution import ResolutionLayer
-from cached.packages.fetch import TarballFetcher
+from cached.packages.fetch import SharedPackages, TarballFetcher
+from cached.pipeline.shared import SharedActions
+from cached.remote import RemoteTier
 from cached.packages.installer import PackageInstaller
 from cached.packages.layout import Platform
 from cached.deps.vitecache import ViteCache
@@ -134,7 +136,15 @@ class BuildPipeline:
         self.resolution = ResolutionLayer(store, steps, toolchain, settings.root, npm_cache=npm_cache, ttl_s=settings.resolution_ttl_s)
         self.vite_cache = ViteCache(store) if settings.vite_cache else None
         self.warm: WarmLayer | None = None  # enable_warm() turns warm builders on
+        self.shared: SharedActions | None = None  # enable_shared() adds the shared tier
         self.workspaces = Workspaces(settings.root)  # the daemon sets a capped one (--build-write-size)
+
+    def enable_shared(self, tier: RemoteTier) -> SharedActions:
+        """Action results through the shared tier (``shared.py``); the packages' fetch shares too."""
+        self.shared = SharedActions(self.store, tier)
+        if self.deps.packages is not None:
+            self.deps.packages.fetcher.shared = SharedPackages(tier)
+        return self.shared
 
     def enable_warm(self, settings: WarmSettings) -> WarmLayer:
         """Warm builders (cached/warm): a live Vite process per recently built app."""
@@ -238,6 +248,13 @@ class BuildPipeline:
             removed = self.tombstones.reason(self.store.actions.kind, self._action_root_key(spec, keys.action_key))
             if removed is not None:  # these very inputs were built; eviction, purge or repair removed the result
                 reason, detail = removed
+        if self.shared is not None and not spec.force and not found.purged:
+            shared = await self.shared.fetch(spec, keys.action_key, self._action_root_key(spec, keys.action_key))
+            if shared is not None:
+                self.counters.action_hits += 1
+                record = self.hits.answer(spec, keys, found, events, shared)
+                self.store.lease(trees=[Digest.from_proto(record.output_tree)])
+                return build_result(events, keys, record, started, "hit", "", bytes_ingested=0, lockfile=resolved)
         events.decision("action", MISS, reason, detail, "local")
         flight_key = (spec.tenant, keys.action_key)
         build_spec = spec
@@ -332,6 +349,8 @@ class BuildPipeline:
                 blobs=(log_digest,), trees=(tree_digest_,), owner=spec.owner,
             ))
             failpoint("build.after_record")
+        if self.shared is not None and not spec.app.startswith("."):  # a dot: the daemon's own (shadow) app
+            self.shared.publish(spec, keys.action_key, record)
         return record, size
 
     async def _build_warm(self, spec: BuildSpec, keys: Keys, deps: Dependencies, events: Any, deadline: float, build_env: dict[str, str]) -> _Built | None:

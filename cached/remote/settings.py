@@ -177,6 +177,9 @@ class RemoteSettings:
         """The settings the flags of ``add_remote_options`` name; None without ``--remote``."""
         if not getattr(args, "remote", ""):
             return None
+        cooldown = getattr(args, "remote_breaker_cooldown", None)
+        if cooldown is not None:
+            tunables.setdefault("cooldown_s", cooldown)
         return cls.load(args.remote, endpoint=args.remote_endpoint, credentials_file=args.remote_credentials_file,
                         signing_key_file=args.remote_signing_key, trusted_keys_file=getattr(args, "remote_trusted_keys", ""),
                         region=args.remote_region, **tunables)
@@ -192,6 +195,8 @@ def add_remote_options(p: argparse.ArgumentParser, *, readers: bool = True) -> N
                    "(default: boto3's chain); the shared tier's own credentials, not the deploy's")
     g.add_argument("--remote-signing-key", default="", metavar="FILE", help="Ed25519 private key (PEM, hex or 32 raw bytes): "
                    "only a daemon with one writes to the bucket (make one with `cached keygen`)")
+    g.add_argument("--remote-breaker-cooldown", type=float, default=None, metavar="SECONDS",
+                   help="after 5 failures in a row, how long the bucket is left alone before one request tries it again (default 30)")
     if readers:
         g.add_argument("--remote-trusted-keys", default="", metavar="FILE", help="the writers' public keys, hex one a line "
                        "or PEM blocks; records signed by any other key are misses")

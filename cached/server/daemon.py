@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field, replace
+from typing import Any
 from pathlib import Path
 
 import grpc
@@ -80,6 +81,7 @@ class DaemonConfig:
     registry: str = ""  # where packages come from, the one origin installs reach; default: npm's `registry` setting
     allow_registries: tuple[str, ...] = ()  # more registries an app's .npmrc may name (`--allow-registry`); installs reach them too
     workspaces_kept: int = 256  # app workspaces kept mounted (RAM) under a write cap; the least recently used beyond go
+    remote: Any = None  # RemoteSettings of the shared tier (cached/remote), or None: this machine alone
 
 
 def npm_settings(cache_dir: Path, registry: str = "") -> NpmSettings:
@@ -166,9 +168,27 @@ class Daemon:
         self.builder = BuilderService(self.pipeline, Intake(self.store, limits), self.deploys)
         if config.warm.enabled:
             self.pipeline.enable_warm(config.warm)
+        self.remote = self._shared_tier(config.remote)
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+
+    def _shared_tier(self, settings: Any) -> Any:
+        """The bucket several daemons share (``cached/remote``), with its metrics; None without ``--remote``."""
+        if settings is None:
+            return None
+        if self.store.hasher.function != "blake3":
+            raise ValueError("the shared tier holds BLAKE3 blobs only: a store of another digest cannot use --remote")
+        from cached.operate.remote_metrics import RemoteMetrics
+        from cached.remote import RemoteTier
+
+        observer = RemoteMetrics(self.operations.metrics)
+        tier = RemoteTier(settings, observer=observer)
+        observer.watch_queue(lambda: tier.queue_depth)
+        self.pipeline.enable_shared(tier)
+        self.operations.remote = tier
+        log.info("shared tier", extra={"settings": repr(settings), "writer": tier.writable})
+        return tier
 
     def _write_cap(self, limits: RunLimits, overlay_ok: bool) -> RunLimits:
         """The limits with the write cap the daemon can enforce: a tmpfs per workspace needs a root
@@ -236,6 +256,10 @@ class Daemon:
         self.workspaces.close()  # no build or builder is left: the workspace mounts go
         self.sandbox.release_limits()  # no child is left: the root's parent cgroups go
         await self.deployer.close()
+        if self.remote is not None:
+            if self.pipeline.shared is not None:
+                self.pipeline.shared.close()
+            await asyncio.to_thread(self.remote.close)  # flushes what it can in its bound, drops the rest
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})
 
