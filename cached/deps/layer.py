@@ -40,6 +40,7 @@ from typing import Any
 
 from cached.errors import BuildFailed
 from cached.deps.lockfile import registry_only
+from cached.deps.shared import SharedDependencies
 from cached.request.npmrc import normalise_registry, tenant_registries
 from cached.keys import install_npmrc
 from cached.execution.events import FlightEvents, Phase
@@ -192,6 +193,7 @@ class DependencyLayer:
         self.platform = platform
         self._registry_url = normalise_registry(registry) if registry else ""
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # deps key -> packages, for the nearest tree
+        self.shared: SharedDependencies | None = None  # trees npm made, through the shared tier (``shared.py``)
         if method == "auto":
             method = "overlay" if overlay_ok else "hardlink"
         if method == "overlay" and not overlay_ok:
@@ -218,6 +220,13 @@ class DependencyLayer:
                     keys = [k for k in (package_key(r.integrity) for r in record.refs if r.integrity) if k]
                     await asyncio.to_thread(self.packages.packages.drop_damaged, keys)
                 events.decision("deps", MISS, "corrupt", "the stored dependency tree was incomplete; installing again")
+        if root is None and self.shared is not None:
+            shared = await asyncio.to_thread(self.shared.fetch_tree, deps_key, spec.owner)
+            if shared is not None:
+                events.decision("deps", HIT, "hit", f"{shared.files} files from the shared tier (installed by another daemon)", "remote")
+                self._remember(deps_key, shared)
+                path = await asyncio.to_thread(self._materialise, Digest.from_proto(shared.tree))
+                return self._dependencies(deps_key, shared, path, started)
         recent = list(self._recent.values())  # read on the loop, which alone changes it
         layout, nearest = await asyncio.to_thread(lambda: (self._layout(spec), self._nearest(spec, recent)))
         if root is None:
@@ -358,7 +367,10 @@ class DependencyLayer:
                 raise _missing_tools_error(missing)
             with Phase(emit, "ingest_deps", 0.6, 0.65):  # type: ignore[arg-type]
                 tree_digest, tree = await asyncio.to_thread(self._ingest, node_modules)
-            return await self._record(spec, deps_key, tree_digest, tree, install_ms, "npm ci" if laid_out is None else "packages + npm rebuild")
+            record = await self._record(spec, deps_key, tree_digest, tree, install_ms, "npm ci" if laid_out is None else "packages + npm rebuild")
+            if self.shared is not None:
+                self.shared.publish_tree(deps_key, record, tree)
+            return record
 
     async def _record(self, spec: BuildSpec, deps_key: str, digest: Digest, tree: tree_pb2.Tree, install_ms: float, method: str) -> records_pb2.DepsRecord:
         content = self._content(spec.by_path["package-lock.json"])

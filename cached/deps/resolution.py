@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cached.deps.shared import SharedDependencies
 from cached.errors import BuildFailed
 from cached.execution.events import FlightEvents, Phase
 from cached.keys import PACKAGE_FIELDS, canonical, install_npmrc
@@ -41,6 +42,7 @@ class ResolutionLayer:
         self.npm_cache = npm_cache
         self.ttl_s = ttl_s
         self._flights: SingleFlight[bytes, Any] = SingleFlight()
+        self.shared: SharedDependencies | None = None  # resolutions through the shared tier
 
     def key(self, spec: BuildSpec) -> str:
         package = json.loads(spec.text("package.json") or "{}")
@@ -54,6 +56,13 @@ class ResolutionLayer:
     async def resolve(self, spec: BuildSpec, events: Any, deadline: float, env: dict[str, str]) -> bytes:
         key = self.key(spec)
         root = self.store.resolutions.get(key.encode())
+        if root is None and self.shared is not None:
+            shared = await asyncio.to_thread(self.shared.fetch_resolution, key)
+            age = time.time() - shared.resolved_unix_ms / 1000 if shared is not None else 0.0
+            if shared is not None and age <= self.ttl_s:
+                await asyncio.wrap_future(self.store.resolutions.put(key.encode(), shared.SerializeToString(), owner=spec.owner))
+                events.decision("resolution", HIT, "hit", f"lockfile resolved {age:.0f} s ago by another daemon (the shared tier)", "remote")
+                return shared.lockfile
         if root is not None:
             record = records_pb2.ResolutionRecord.FromString(root.value)
             age = time.time() - record.resolved_unix_ms / 1000
@@ -88,4 +97,6 @@ class ResolutionLayer:
             lockfile = await asyncio.to_thread(lock_path.read_bytes)
         record = records_pb2.ResolutionRecord(lockfile=lockfile, resolved_unix_ms=int(time.time() * 1000))
         await asyncio.wrap_future(self.store.resolutions.put(key.encode(), record.SerializeToString(), owner=spec.owner))
+        if self.shared is not None:
+            self.shared.publish_resolution(key, record)
         return lockfile

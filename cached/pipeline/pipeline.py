@@ -32,6 +32,7 @@ from cached.pipeline.hit import AppLedger, ByDigest, HitPath, Keys, refuse_unown
 from cached.pipeline.observer import BuildObserver, NullObserver
 from cached.pipeline.result import build_result
 from cached.deps.resolution import ResolutionLayer
+from cached.deps.shared import SharedDependencies
 from cached.packages.fetch import SharedPackages, TarballFetcher
 from cached.pipeline.shared import SharedActions
 from cached.remote import RemoteTier
@@ -142,6 +143,7 @@ class BuildPipeline:
     def enable_shared(self, tier: RemoteTier) -> SharedActions:
         """Action results through the shared tier (``shared.py``); the packages' fetch shares too."""
         self.shared = SharedActions(self.store, tier)
+        self.deps.shared = self.resolution.shared = SharedDependencies(self.store, tier)
         if self.deps.packages is not None:
             self.deps.packages.fetcher.shared = SharedPackages(tier)
         return self.shared

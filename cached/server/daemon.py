@@ -259,6 +259,8 @@ class Daemon:
         if self.remote is not None:
             if self.pipeline.shared is not None:
                 self.pipeline.shared.close()
+            if self.pipeline.deps.shared is not None:
+                self.pipeline.deps.shared.close()
             await asyncio.to_thread(self.remote.close)  # flushes what it can in its bound, drops the rest
         self.store.close()
         log.info("stopped", extra={"root": str(self.root)})

@@ -230,3 +230,25 @@ def test_builds_go_on_while_the_bucket_is_down_and_writes_resume_after(fleet: Fl
     while sum(1 for k in fleet.objects() if k.startswith("cache/ac/t1/")) <= records_before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert sum(1 for k in fleet.objects() if k.startswith("cache/ac/t1/")) == records_before + 1
+
+
+def test_a_tree_npm_installed_and_a_resolution_are_shared(fleet: Fleet, package: tuple[str, bytes]) -> None:
+    """What the package store cannot lay out (a file: dependency: npm ci) and a lockfile npm resolved reach B whole."""
+    from support import dev_tool_app
+
+    unresolved = app(package, "resolve me\n")
+    del unresolved["package-lock.json"]
+    with Client(fleet.writer().address) as a:
+        a.build(files=dev_tool_app(name="tool-app"), app="tool", tenant="t1")
+        a.build(files=unresolved, app="unresolved", tenant="t1")
+    fleet.wait_for("cache/deps/")
+    fleet.wait_for("cache/resolutions/")
+    with Client(fleet.reader("b").address) as b:
+        tool = b.build(files=dev_tool_app(name="tool-app", extra={"index.html": b"<p>on b</p>\n"}), app="tool", tenant="t1")
+        assert b.stats().processes_started == 1  # the build alone: the tree came installed
+        resolved = b.build(files={**unresolved, "src.txt": b"resolved on b\n"}, app="unresolved", tenant="t1")
+        assert output(b, "t1", resolved) == f"shared-dep@{package[0]}\nresolved on b\n".encode()
+    deps = tool.decision("deps")
+    assert deps is not None and deps.result == "hit" and deps.tier == "remote"
+    resolution = resolved.decision("resolution")
+    assert resolution is not None and resolution.result == "hit" and resolution.tier == "remote"
