@@ -100,6 +100,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "processes_started": s.processes_started, "metrics_address": s.metrics_address, "per_tenant": tenants, "per_app": apps,
         "shadow": {"builds": s.shadow_builds, "bytes": s.shadow_bytes, "entries": s.shadow_entries},
     }
+    r = s.remote if s.HasField("remote") else None
+    if r is not None:
+        data["remote"] = {"bucket": r.bucket, "prefix": r.prefix, "writer": r.writer, "queue_depth": r.queue_depth,
+                          "queued_bytes": r.queued_bytes, "circuit_open": r.circuit_open, "bytes_in": r.bytes_in,
+                          "bytes_out": r.bytes_out, "counters": dict(sorted(r.counters.items()))}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -113,6 +118,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
               f"{format_bytes(s.shadow_bytes)} in {s.shadow_entries} entries")
     if s.metrics_address:
         print(f"metrics: http://{s.metrics_address}/metrics")
+    if r is not None:
+        counters = ", ".join(f"{k} {n}" for k, n in sorted(r.counters.items()) if n) or "nothing yet"
+        print(f"shared tier s3://{r.bucket}/{r.prefix} ({'writer' if r.writer else 'read-only'}"
+              f"{', circuit OPEN: the bucket is failing, builds are local-only' if r.circuit_open else ''}): "
+              f"{format_bytes(r.bytes_in)} in, {format_bytes(r.bytes_out)} out, {r.queue_depth} writes queued; {counters}")
     for t in tenants:
         print(f"tenant {t['tenant']}: {format_bytes(t['bytes'])} in {t['entries']} entries, {t['apps']} apps, "
               f"{t['builds']} builds ({t['hit_rate']:.0%} hits), last build {_when(t['last_build_unix_ms'])}"

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from cached.execution.events import EventStream
 from cached.request.spec import BuildSpec
@@ -24,7 +25,7 @@ from cached.operate.metrics import BuildMetrics
 from cached.operate.package_explain import PackageExplainer
 from cached.operate.package_purge import PackagePurger
 from cached.operate.purge import Purger
-from cached.operate.stats import Stats, collect_stats
+from cached.operate.stats import RemoteState, Stats, collect_stats
 from cached.operate.verify import Verifier
 from cached.store import Store
 from cached.v1 import cached_pb2, records_pb2
@@ -37,6 +38,7 @@ class Operations:
         self.store = store
         self.config = config
         self.metrics = BuildMetrics(store.stats)
+        self.remote: Any = None  # the shared tier (cached/remote), set by the composition root when there is one
         self.tombstones = store.tombstones
         self.history = AppHistory(store, toolchain, install_commands)
         self.gc = GarbageCollector(store, self.tombstones, self.metrics)
@@ -65,7 +67,10 @@ class Operations:
 
     def stats(self, builds: int = 0, action_hits: int = 0) -> Stats:
         """The store's figures with this daemon's (``builds``/``action_hits``: the pipeline's counters). Blocking."""
-        return collect_stats(self.store, self.metrics, builds=builds, action_hits=action_hits, max_bytes=self.config.max_bytes)
+        stats = collect_stats(self.store, self.metrics, builds=builds, action_hits=action_hits, max_bytes=self.config.max_bytes)
+        if self.remote is not None:
+            stats.remote = RemoteState.of(self.remote)
+        return stats
 
     # -- BuildObserver -----------------------------------------------------------------
     def app_recorded(

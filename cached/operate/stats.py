@@ -18,6 +18,7 @@ response. This module knows nothing of the API; it reads every entry, so call
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cached.operate.metrics import BuildMetrics
 from cached.store import Store
@@ -93,6 +94,33 @@ class Stats(_HitRate):
     shadow_builds: int = 0
     shadow_bytes: int = 0
     shadow_entries: int = 0
+    remote: "RemoteState | None" = None
+
+
+@dataclass
+class RemoteState:
+    """The shared tier's figures, flattened (``cached/remote`` keeps them by kind and operation)."""
+
+    bucket: str
+    prefix: str
+    writer: bool
+    queue_depth: int
+    queued_bytes: int
+    circuit_open: bool
+    bytes_in: int
+    bytes_out: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def of(tier: Any) -> "RemoteState":
+        snapshot = tier.stats.snapshot()
+        counters = {f"{group}.{name}": n for group in ("hits", "misses", "written", "dropped", "rejected", "errors", "skipped")
+                    for name, n in snapshot[group].items()}
+        return RemoteState(
+            bucket=tier.settings.bucket, prefix=tier.settings.prefix, writer=tier.writable, queue_depth=tier.queue_depth,
+            queued_bytes=tier.queued_bytes, circuit_open=tier.breaker.state == "open",
+            bytes_in=snapshot["bytes_in"], bytes_out=snapshot["bytes_out"], counters=counters,
+        )
 
 
 @dataclass

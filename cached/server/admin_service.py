@@ -132,4 +132,10 @@ def stats_response(stats: Stats, *, root: str, processes_started: int) -> admin_
         hit_rate=t.hit_rate, last_build_unix_ms=t.last_build_unix_ms, shadow_builds=t.shadow_builds,
         shadow_bytes=t.shadow_bytes, shadow_entries=t.shadow_entries,
     ) for t in stats.tenant_stats)
+    if stats.remote is not None:
+        r = stats.remote
+        response.remote.CopyFrom(admin_pb2.RemoteTierStats(
+            bucket=r.bucket, prefix=r.prefix, writer=r.writer, queue_depth=r.queue_depth, queued_bytes=r.queued_bytes,
+            circuit_open=r.circuit_open, bytes_in=r.bytes_in, bytes_out=r.bytes_out, counters=r.counters,
+        ))
     return response

@@ -61,7 +61,7 @@ class TenantStats(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., bytes: _Optional[int] = ..., entries: _Optional[int] = ..., apps: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., hit_rate: _Optional[float] = ..., last_build_unix_ms: _Optional[int] = ..., shadow_builds: _Optional[int] = ..., shadow_bytes: _Optional[int] = ..., shadow_entries: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root", "processes_started", "builds", "action_hits", "entries", "tenant_stats", "hit_rate", "builds_failed", "evictions", "max_bytes", "metrics_address", "shadow_builds", "shadow_bytes", "shadow_entries")
+    __slots__ = ("blobs", "bytes", "actions", "apps", "app_stats", "digest_function", "root", "processes_started", "builds", "action_hits", "entries", "tenant_stats", "hit_rate", "builds_failed", "evictions", "max_bytes", "metrics_address", "shadow_builds", "shadow_bytes", "shadow_entries", "remote")
     class EntriesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class StatsResponse(_message.Message):
     SHADOW_BUILDS_FIELD_NUMBER: _ClassVar[int]
     SHADOW_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHADOW_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
     blobs: int
     bytes: int
     actions: int
@@ -109,7 +110,37 @@ class StatsResponse(_message.Message):
     shadow_builds: int
     shadow_bytes: int
     shadow_entries: int
-    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ..., processes_started: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., entries: _Optional[_Mapping[str, int]] = ..., tenant_stats: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., hit_rate: _Optional[float] = ..., builds_failed: _Optional[int] = ..., evictions: _Optional[int] = ..., max_bytes: _Optional[int] = ..., metrics_address: _Optional[str] = ..., shadow_builds: _Optional[int] = ..., shadow_bytes: _Optional[int] = ..., shadow_entries: _Optional[int] = ...) -> None: ...
+    remote: RemoteTierStats
+    def __init__(self, blobs: _Optional[int] = ..., bytes: _Optional[int] = ..., actions: _Optional[int] = ..., apps: _Optional[int] = ..., app_stats: _Optional[_Iterable[_Union[AppStats, _Mapping]]] = ..., digest_function: _Optional[str] = ..., root: _Optional[str] = ..., processes_started: _Optional[int] = ..., builds: _Optional[int] = ..., action_hits: _Optional[int] = ..., entries: _Optional[_Mapping[str, int]] = ..., tenant_stats: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., hit_rate: _Optional[float] = ..., builds_failed: _Optional[int] = ..., evictions: _Optional[int] = ..., max_bytes: _Optional[int] = ..., metrics_address: _Optional[str] = ..., shadow_builds: _Optional[int] = ..., shadow_bytes: _Optional[int] = ..., shadow_entries: _Optional[int] = ..., remote: _Optional[_Union[RemoteTierStats, _Mapping]] = ...) -> None: ...
+
+class RemoteTierStats(_message.Message):
+    __slots__ = ("bucket", "prefix", "writer", "queue_depth", "queued_bytes", "circuit_open", "bytes_in", "bytes_out", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_OPEN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_IN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    prefix: str
+    writer: bool
+    queue_depth: int
+    queued_bytes: int
+    circuit_open: bool
+    bytes_in: int
+    bytes_out: int
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., writer: _Optional[bool] = ..., queue_depth: _Optional[int] = ..., queued_bytes: _Optional[int] = ..., circuit_open: _Optional[bool] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PurgeRequest(_message.Message):
     __slots__ = ("app", "tenant", "deps_key", "older_than_seconds", "all", "dry_run")

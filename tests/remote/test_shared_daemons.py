@@ -252,3 +252,18 @@ def test_a_tree_npm_installed_and_a_resolution_are_shared(fleet: Fleet, package:
     assert deps is not None and deps.result == "hit" and deps.tier == "remote"
     resolution = resolved.decision("resolution")
     assert resolution is not None and resolution.result == "hit" and resolution.tier == "remote"
+
+
+def test_stats_show_the_shared_tier(fleet: Fleet, package: tuple[str, bytes]) -> None:
+    import subprocess
+    import sys
+
+    build_on_a(fleet, app(package))
+    b = fleet.reader("b")
+    with Client(b.address) as client:
+        client.build(files=app(package), app="shop", tenant="t1")
+        remote = client.stats_response().remote
+    assert remote.bucket == fleet.bucket and remote.prefix == "cache" and not remote.writer and not remote.circuit_open
+    assert remote.bytes_in > 0 and remote.counters["hits.get_record"] >= 1
+    out = subprocess.run([sys.executable, "-m", "cached", "stats", "--server", b.address], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and f"shared tier s3://{fleet.bucket}/cache (read-only)" in out.stdout, out.stdout + out.stderr

@@ -53,6 +53,18 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :shadow_builds, :int64, 18
       optional :shadow_bytes, :int64, 19
       optional :shadow_entries, :int64, 20
+      optional :remote, :message, 21, "cached.v1.RemoteTierStats"
+    end
+    add_message "cached.v1.RemoteTierStats" do
+      optional :bucket, :string, 1
+      optional :prefix, :string, 2
+      optional :writer, :bool, 3
+      optional :queue_depth, :int64, 4
+      optional :queued_bytes, :int64, 5
+      optional :circuit_open, :bool, 6
+      optional :bytes_in, :int64, 7
+      optional :bytes_out, :int64, 8
+      map :counters, :string, :int64, 9
     end
     add_message "cached.v1.PurgeRequest" do
       optional :app, :string, 1
@@ -217,6 +229,7 @@ module Cached
     AppStats = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.AppStats").msgclass
     TenantStats = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.TenantStats").msgclass
     StatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.StatsResponse").msgclass
+    RemoteTierStats = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.RemoteTierStats").msgclass
     PurgeRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgeRequest").msgclass
     PurgeResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.PurgeResponse").msgclass
     HeldBytes = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cached.v1.HeldBytes").msgclass
