@@ -58,6 +58,7 @@ bench-tools: $(PNPM_STAMP)
 bench: $(STAMP) $(PNPM_STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/packages.py
+	$(PY) benchmarks/remote.py
 
 bench-smoke: $(STAMP)
 	$(PY) benchmarks/run.py --smoke
