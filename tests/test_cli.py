@@ -19,6 +19,13 @@ CLI_MODULES = sorted("cached.cli" if f.stem == "__init__" else f"cached.cli.{f.s
 HEAVY = ("lmdb", "boto3", "botocore", "httpx", "watchfiles", "prometheus_client", "grpc_health.v1", "grpc_reflection.v1alpha",
          "cached.server", "cached.store", "cached.pipeline", "cached.deploy.cloudflare", "cached.deploy.deployer",
          "cached.warm", "cached.sandbox", "cached.watch")
+# And what it does not need either, though declaring every command (`cached --help`) may load it: the other command
+# groups and what they import at the top (asyncio settings, size parsing, the shared tier), admin.proto's descriptors
+# and stubs, the hash libraries (files up to 1 MiB travel inline, so a hit hashes nothing in the client).
+NOT_FOR_A_BUILD = (*HEAVY, "cached.cli.serve", "cached.cli.operate", "cached.cli.deploy", "cached.cli.watch", "cached.cli.keygen",
+                   "cached.operate", "cached.remote", "cached.request", "cached.execution", "cached.deps", "cached.packages",
+                   "cached.v1.admin_pb2", "cached.v1.operate_pb2", "cached.v1.deploy_pb2", "cached.v1.records_pb2",
+                   "cached.v1.remote_pb2", "cached.v1.store_pb2", "blake3", "xxhash", "cryptography")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -146,9 +153,10 @@ def test_each_cli_module_imports_alone_in_a_fresh_interpreter(module: str) -> No
     assert done.returncode == 0, done.stderr
 
 
-def _loaded_heavy(code: str) -> list[str]:
+def _loaded_heavy(code: str, names: tuple[str, ...] = HEAVY) -> list[str]:
+    """The modules starting with one of ``names`` that running ``code`` in a fresh interpreter loaded."""
     probe = ("import atexit, json, sys\n"
-             f"atexit.register(lambda: print(json.dumps(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))))\n")
+             f"atexit.register(lambda: print(json.dumps(sorted(m for m in sys.modules if m.startswith({names!r})))))\n")
     done = subprocess.run([sys.executable, "-c", probe + code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -162,7 +170,47 @@ def test_declaring_every_command_loads_no_grpc_store_or_http_client() -> None:
 def test_a_build_from_a_cold_shell_loads_neither_the_server_nor_the_store(daemon: DaemonProcess, tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", tiny_app(WRITE_DIST, extra={"src/cold.txt": b"cold"}))
     argv = ["build", str(app), "--app", "cold", "--tenant", "t1", "--server", daemon.address, "--quiet"]
-    assert _loaded_heavy(f"from cached.cli import main\nsys.exit(main({argv!r}))") == []
+    assert _loaded_heavy(f"from cached.cli import main\nsys.exit(main({argv!r}))", NOT_FOR_A_BUILD) == []
+    # the hit, as a cold shell runs it: --out, --json
+    hit = [*argv, "--json", "--out", str(tmp_path / "out")]
+    assert _loaded_heavy(f"from cached.cli import main\nsys.exit(main({hit!r}))", (*NOT_FOR_A_BUILD, "cached.progress")) == []
+    assert (tmp_path / "out" / "index.html").exists()
+
+
+def test_the_command_table_names_what_each_group_declares() -> None:
+    import argparse
+
+    from cached.cli import COMMAND_GROUPS, GROUPS, build_parser
+
+    for group, commands in GROUPS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        __import__(f"cached.cli.{group}", fromlist=["add_commands"]).add_commands(sub)
+        assert tuple(sub.choices) == commands, group
+    full = build_parser()
+    choices = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert list(choices) == list(COMMAND_GROUPS)  # the help lists every command, in the table's order
+    assert sorted(f.stem for f in CLI.glob("*.py") if f.stem not in ("__init__", "options")) == sorted(GROUPS)
+
+
+@pytest.mark.parametrize("command", ["build", "stats", "deploy", "serve"])
+def test_a_command_parses_the_same_with_its_group_alone_and_imports_no_other(command: str) -> None:
+    from cached.cli import COMMAND_GROUPS, GROUPS, build_parser
+
+    argv = {"build": ["build", "d", "--app", "t/a", "--out", "o", "--json", "--env", "A=1"], "stats": ["stats", "--json"],
+            "deploy": ["deploy", "--app", "t/a", "--production"], "serve": ["serve", "--root", "r"]}[command]
+    alone, full = build_parser(command).parse_args(argv), build_parser().parse_args(argv)
+    assert vars(alone) == vars(full)
+    others = tuple(f"cached.cli.{g}" for g in GROUPS if g != COMMAND_GROUPS[command])
+    assert _loaded_heavy(f"from cached.cli import parse_args\nparse_args({argv!r})", others) == []
+
+
+def test_help_lists_every_command_and_an_unknown_one_is_answered_with_all() -> None:
+    from cached.cli import COMMAND_GROUPS
+
+    shown = run_cli("--help")
+    assert shown.returncode == 0 and all(c in shown.stdout for c in COMMAND_GROUPS)
+    unknown = run_cli("bulid")
+    assert unknown.returncode == 2 and "invalid choice: 'bulid'" in unknown.stderr and all(repr(c) in unknown.stderr for c in COMMAND_GROUPS)
 
 
 APP_COMMANDS = [["build", "dir"], ["watch", "dir"], ["deploy"], ["rollback"], ["purge"], ["explain"]]

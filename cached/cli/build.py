@@ -2,8 +2,11 @@
 
 This is the command a cold shell runs most, so it must stay light: at import
 it loads only the standard library and ``cached.cli.options``; the client
-(gRPC) is imported when the command runs, and never the server, the store
-(LMDB), the deployer (httpx, boto3) or the watcher.
+(gRPC and the Builder and ContentStore stubs) is imported when the command
+runs, the progress view only when it shows anything, and never the server,
+the store (LMDB), the deployer (httpx, boto3), the watcher, the other command
+groups or admin.proto. On a hit of an app of small files the client hashes
+nothing: files up to 1 MiB travel inline and the daemon digests them.
 
 `--server a,b,c` names several daemons: the client sends the app to its own
 (rendezvous hashing on tenant/app) and to the next one when that is down, and
@@ -33,10 +36,13 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from cached.progress import ProgressView
     from cached_client import CachedError, Client
 
-    view = None if args.json and not args.progress else ProgressView(show_logs=not args.quiet)
+    view = None
+    if not args.json or args.progress:
+        from cached.progress import ProgressView
+
+        view = ProgressView(show_logs=not args.quiet)
     started = time.perf_counter()
     with Client(args.server, token=args.token) as client:
         try:

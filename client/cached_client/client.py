@@ -18,20 +18,23 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-import blake3
 import grpc
-import xxhash
 
-from cached.v1 import admin_pb2, admin_pb2_grpc, cached_pb2, cached_pb2_grpc, tree_pb2
+from cached.v1 import cached_pb2, cached_pb2_grpc, tree_pb2
 from cached_client.files import AppFile, collect_files
 from cached_client.outputs import write_output_files
 from cached_client.routing import Addresses, parse_addresses, rendezvous_order, route_key, route_metadata
 from cached_client.types import (
     BuildResult, CachedError, Decision, DeployOptions, DeployResult, Digest, Metrics, OutputFile, Stats, Unavailable,
 )
+
+if TYPE_CHECKING:
+    from cached.v1 import admin_pb2, admin_pb2_grpc
 
 INLINE_LIMIT = 1 << 20  # files up to this size travel inside the BuildRequest
 UPLOAD_CHUNK = 1 << 20
@@ -49,11 +52,23 @@ _ENDPOINTS_LOCK = threading.Lock()
 
 
 def digest_of(content: bytes, function: str = "blake3") -> tree_pb2.Digest:
+    """The content's digest; the hash libraries are imported here, as a build of small files (every hit) hashes nothing."""
     if function == "xxh3_128":
+        import xxhash
+
         return tree_pb2.Digest(hash=xxhash.xxh3_128_hexdigest(content), size=len(content), function=tree_pb2.XXH3_128)
     if function != "blake3":
         raise ValueError(f"digest function {function!r}: use 'blake3' or 'xxh3_128'")
+    import blake3
+
     return tree_pb2.Digest(hash=blake3.blake3(content).hexdigest(), size=len(content), function=tree_pb2.BLAKE3)
+
+
+def _admin_pb2() -> ModuleType:
+    """admin.proto's messages, imported on the first Admin call: a build never needs their descriptors."""
+    from cached.v1 import admin_pb2
+
+    return admin_pb2
 
 
 def digest_text(d: tree_pb2.Digest) -> str:
@@ -158,14 +173,24 @@ class _ResultBuilder:
 
 
 class _Endpoint:
-    """One daemon: its address, its channel and the stubs over it."""
+    """One daemon: its address, its channel and the stubs over it.
+
+    The Admin stub is made on first use (``admin`` can still be assigned):
+    building it imports admin.proto's descriptors, which a build never uses.
+    """
 
     def __init__(self, address: str, channel: Any, stub_channel: Any) -> None:
         self.address = address
         self.channel = channel
+        self._stub_channel = stub_channel
         self.builder = cached_pb2_grpc.BuilderStub(stub_channel)
         self.content = cached_pb2_grpc.ContentStoreStub(stub_channel)
-        self.admin = admin_pb2_grpc.AdminStub(stub_channel)
+
+    @cached_property
+    def admin(self) -> admin_pb2_grpc.AdminStub:
+        from cached.v1 import admin_pb2_grpc
+
+        return admin_pb2_grpc.AdminStub(self._stub_channel)
 
 
 class _Route:
@@ -270,6 +295,11 @@ class _Routing:
         """The addresses an app's calls try, in order: its daemon first, then where it goes when that one is down."""
         return rendezvous_order(route_key(tenant, app), self.addresses)
 
+    @cached_property
+    def admin(self) -> admin_pb2_grpc.AdminStub:
+        """The first daemon's Admin stub, made on first use (as ``_Endpoint.admin``); assignable as before."""
+        return self._endpoint_for(self.address).admin
+
 
 class BuildCall:
     """A running build: iterate it for events as they arrive, ``cancel()`` it from any thread, ``result()`` it.
@@ -368,7 +398,7 @@ class Client(_Routing):
         for a in self.addresses[1:]:
             self._endpoint_for(a)
         # The first daemon's channel and stubs, as before several addresses were allowed.
-        self.channel, self.builder, self.content, self.admin = first.channel, first.builder, first.content, first.admin
+        self.channel, self.builder, self.content = first.channel, first.builder, first.content
 
     def _open(self, address: str) -> _Endpoint:
         channel = grpc.insecure_channel(address, options=self._options)
@@ -504,13 +534,13 @@ class Client(_Routing):
         return write_output_files(out_dir, result.outputs, lambda o: self.read_blob(tenant, o, **where))
 
     def stats(self, *, address: str | None = None) -> Stats:
-        return Stats.from_proto(self._admin("Stats", admin_pb2.StatsRequest(), address=address))
+        return Stats.from_proto(self._admin("Stats", _admin_pb2().StatsRequest(), address=address))
 
     # Operations (Admin: they need the admin token when the daemon has tokens); each returns admin.proto's response.
     # Each goes to ``address`` or the first daemon that answers; purge and explain of one app go to the app's daemon.
     def stats_response(self, *, address: str | None = None) -> admin_pb2.StatsResponse:
         """Stats with everything: entries by kind, per tenant and per app (bytes, entries, hit rate, last build)."""
-        return self._admin("Stats", admin_pb2.StatsRequest(), address=address)
+        return self._admin("Stats", _admin_pb2().StatsRequest(), address=address)
 
     def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False, address: str | None = None) -> admin_pb2.PurgeResponse:
         """Exactly one of app ("tenant/app", or tenant= and app=), tenant, deps_key, older_than_s, all.
@@ -518,29 +548,29 @@ class Client(_Routing):
         One daemon's store: with several, call it with ``address=`` for each of ``addresses`` to purge them all.
         """
         app, tenant = _purge_app(app, tenant)
-        request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
+        request = _admin_pb2().PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
         return self._admin("Purge", request, key=app or None, address=address)
 
     def collect_garbage(self, max_bytes: int | None = None, *, dry_run: bool = False, address: str | None = None) -> admin_pb2.CollectGarbageResponse:
         """Evicts least-recently-used entries until the store fits max_bytes (None: sweep only)."""
-        request = admin_pb2.CollectGarbageRequest(dry_run=dry_run)
+        request = _admin_pb2().CollectGarbageRequest(dry_run=dry_run)
         if max_bytes is not None:
             request.max_bytes = max_bytes
         return self._admin("CollectGarbage", request, address=address)
 
     def verify(self, repair: bool = False, *, address: str | None = None) -> admin_pb2.VerifyResponse:
-        return self._admin("Verify", admin_pb2.VerifyRequest(repair=repair), address=address)
+        return self._admin("Verify", _admin_pb2().VerifyRequest(repair=repair), address=address)
 
     def explain(self, tenant: str, app: str, *, address: str | None = None) -> admin_pb2.ExplainResponse:
-        return self._admin("Explain", admin_pb2.ExplainRequest(tenant=tenant, app=app), key=route_key(tenant, app), address=address)
+        return self._admin("Explain", _admin_pb2().ExplainRequest(tenant=tenant, app=app), key=route_key(tenant, app), address=address)
 
     def purge_package(self, package: str, *, dry_run: bool = False, address: str | None = None) -> admin_pb2.PurgePackageResponse:
         """Removes everything made with ``package`` ("NAME@VERSION"), for every tenant: admin token only."""
-        return self._admin("PurgePackage", admin_pb2.PurgePackageRequest(package=package, dry_run=dry_run), address=address)
+        return self._admin("PurgePackage", _admin_pb2().PurgePackageRequest(package=package, dry_run=dry_run), address=address)
 
     def explain_package(self, package: str, *, limit: int = 0, address: str | None = None) -> admin_pb2.ExplainPackageResponse:
         """The apps whose last build used ``package`` ("NAME" or "NAME@VERSION"), for every tenant: admin token only."""
-        return self._admin("ExplainPackage", admin_pb2.ExplainPackageRequest(package=package, limit=limit), address=address)
+        return self._admin("ExplainPackage", _admin_pb2().ExplainPackageRequest(package=package, limit=limit), address=address)
 
     def _admin(self, method: str, request: Any, *, key: str | None = None, address: str | None = None) -> Any:
         metadata = self._metadata(key)
@@ -571,7 +601,7 @@ class AsyncClient(_Routing):
         first = self._endpoint_for(self.address)
         for a in self.addresses[1:]:
             self._endpoint_for(a)
-        self.channel, self.builder, self.content, self.admin = first.channel, first.builder, first.content, first.admin
+        self.channel, self.builder, self.content = first.channel, first.builder, first.content
 
     def _open(self, address: str) -> _Endpoint:
         channel = grpc.aio.insecure_channel(address, options=self._options, interceptors=self._interceptors or None)
@@ -698,35 +728,35 @@ class AsyncClient(_Routing):
         return (await self._route(key, address).run_async(read))[1]
 
     async def stats(self, *, address: str | None = None) -> Stats:
-        return Stats.from_proto(await self._admin("Stats", admin_pb2.StatsRequest(), address=address))
+        return Stats.from_proto(await self._admin("Stats", _admin_pb2().StatsRequest(), address=address))
 
     # Operations (Admin), as on Client: each returns admin.proto's response.
     async def stats_response(self, *, address: str | None = None) -> admin_pb2.StatsResponse:
-        return await self._admin("Stats", admin_pb2.StatsRequest(), address=address)
+        return await self._admin("Stats", _admin_pb2().StatsRequest(), address=address)
 
     async def purge(self, *, app: str = "", tenant: str = "", deps_key: str = "", older_than_s: float = 0.0, all: bool = False, dry_run: bool = False, address: str | None = None) -> admin_pb2.PurgeResponse:
         """Exactly one of app ("tenant/app", or tenant= and app=), tenant, deps_key, older_than_s, all."""
         app, tenant = _purge_app(app, tenant)
-        request = admin_pb2.PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
+        request = _admin_pb2().PurgeRequest(app=app, tenant=tenant, deps_key=deps_key, older_than_seconds=int(older_than_s), all=all, dry_run=dry_run)
         return await self._admin("Purge", request, key=app or None, address=address)
 
     async def collect_garbage(self, max_bytes: int | None = None, *, dry_run: bool = False, address: str | None = None) -> admin_pb2.CollectGarbageResponse:
-        request = admin_pb2.CollectGarbageRequest(dry_run=dry_run)
+        request = _admin_pb2().CollectGarbageRequest(dry_run=dry_run)
         if max_bytes is not None:
             request.max_bytes = max_bytes
         return await self._admin("CollectGarbage", request, address=address)
 
     async def verify(self, repair: bool = False, *, address: str | None = None) -> admin_pb2.VerifyResponse:
-        return await self._admin("Verify", admin_pb2.VerifyRequest(repair=repair), address=address)
+        return await self._admin("Verify", _admin_pb2().VerifyRequest(repair=repair), address=address)
 
     async def explain(self, tenant: str, app: str, *, address: str | None = None) -> admin_pb2.ExplainResponse:
-        return await self._admin("Explain", admin_pb2.ExplainRequest(tenant=tenant, app=app), key=route_key(tenant, app), address=address)
+        return await self._admin("Explain", _admin_pb2().ExplainRequest(tenant=tenant, app=app), key=route_key(tenant, app), address=address)
 
     async def purge_package(self, package: str, *, dry_run: bool = False, address: str | None = None) -> admin_pb2.PurgePackageResponse:
-        return await self._admin("PurgePackage", admin_pb2.PurgePackageRequest(package=package, dry_run=dry_run), address=address)
+        return await self._admin("PurgePackage", _admin_pb2().PurgePackageRequest(package=package, dry_run=dry_run), address=address)
 
     async def explain_package(self, package: str, *, limit: int = 0, address: str | None = None) -> admin_pb2.ExplainPackageResponse:
-        return await self._admin("ExplainPackage", admin_pb2.ExplainPackageRequest(package=package, limit=limit), address=address)
+        return await self._admin("ExplainPackage", _admin_pb2().ExplainPackageRequest(package=package, limit=limit), address=address)
 
     async def _admin(self, method: str, request: Any, *, key: str | None = None, address: str | None = None) -> Any:
         metadata = self._metadata(key)

@@ -8,11 +8,14 @@ the status (``code``) and the daemon's message (``details``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from cached.v1 import admin_pb2, cached_pb2, tree_pb2
+from cached.v1 import cached_pb2, tree_pb2
+
+if TYPE_CHECKING:  # only in annotations: a build never loads admin.proto's descriptors
+    from cached.v1 import admin_pb2
 
 RESULT_NAMES = {cached_pb2.CacheDecision.HIT: "hit", cached_pb2.CacheDecision.MISS: "miss", cached_pb2.CacheDecision.COALESCED: "coalesced"}
 FUNCTION_NAMES = {tree_pb2.DIGEST_FUNCTION_UNSPECIFIED: "blake3", tree_pb2.BLAKE3: "blake3", tree_pb2.XXH3_128: "xxh3_128"}
