@@ -13,6 +13,7 @@ sha512 before anyone sees a byte of it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -69,8 +70,11 @@ class SharedPackages:
 
     KIND = "packages"
 
-    def __init__(self, tier: Any) -> None:
+    def __init__(self, tier: Any, threads: int = 8) -> None:
         self.tier = tier
+        # Its own threads: bucket reads block for a round trip each, and must not hold up the
+        # default executor's threads, where the packages that arrived are being unpacked.
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="cached-shared-packages")
 
     def get(self, want: Want) -> bytes | None:
         data = self.tier.get_record(self.KIND, want.key)
@@ -136,7 +140,7 @@ class TarballFetcher:
         if cached is not None:
             return Fetched(want, cached, "npm cache")
         if self.shared is not None:
-            shared = await asyncio.to_thread(self.shared.get, want)
+            shared = await asyncio.get_running_loop().run_in_executor(self.shared.pool, self.shared.get, want)
             if shared is not None:
                 return Fetched(want, shared, "shared tier")
         url = tarball_url(self.registry, want.name, want.version)

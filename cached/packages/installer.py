@@ -27,6 +27,7 @@ from cached.v1 import tree_pb2
 log = logging.getLogger("cached.packages.installer")
 
 PROGRESS_STEPS = 10
+STORERS = 2
 
 
 @dataclass
@@ -85,12 +86,14 @@ class PackageInstaller:
                         emit.phase_progress("fetch", share)
                         emit.log("stderr", f"[cached] fetched {done}/{len(wants)} packages ({downloaded / 1e6:.1f} MB from the registry)", "cached")
 
-            storer = asyncio.create_task(store_them())
+            # Two at a time: unpacking (zlib) and writing blobs release the GIL for much of their work.
+            storers = [asyncio.create_task(store_them()) for _ in range(STORERS)]
             try:
                 await self.fetcher.fetch(wants, queue.put_nowait)
             finally:
-                queue.put_nowait(None)
-                await storer
+                for _ in storers:
+                    queue.put_nowait(None)
+                await asyncio.gather(*storers)
             for committed in commits:
                 await asyncio.wrap_future(committed)
             emit.phase_finished("fetch", progress[1])
