@@ -55,6 +55,7 @@ from cached.store import BlobNotFound, Store, TreeNotFound
 from cached.packages.installer import PackageInstaller, PackageTree
 from cached.packages.integrity import package_key
 from cached.packages.layout import Layout, Platform, plan
+from cached.packages.tarball import UnusualTarball
 from cached.v1 import cached_pb2, records_pb2, tree_pb2
 
 log = logging.getLogger("cached.deps.layer")
@@ -320,8 +321,13 @@ class DependencyLayer:
         emit = FlightEvents(flight)
         if layout is None or not layout.ok or self.packages is None:
             return await self._npm(spec, deps_key, emit, deadline, env, None), (0, 0, 0)
-        with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
-            made = await self.packages.install(layout, emit, (0.15, 0.55))
+        try:
+            with Phase(emit, "install", 0.1, 0.6):  # type: ignore[arg-type]
+                made = await self.packages.install(layout, emit, (0.15, 0.55))
+        except UnusualTarball as e:  # a tarball npm would unpack in a way the layout does not follow: npm's own install
+            emit.log("stderr", f"[cached] installing with npm ci instead: {e}", "cached")
+            log.warning("package store cannot take a tarball; npm ci", extra={"deps_key": deps_key, "error": str(e)})
+            return await self._npm(spec, deps_key, emit, deadline, env, None), (0, 0, 0)
         counts = (made.reused, made.fetched, made.bytes_downloaded)
         if self._runs_scripts(layout):  # allowlisted install scripts: npm rebuild runs them on a copy of the layout
             return await self._npm(spec, deps_key, emit, deadline, env, made), counts

@@ -151,3 +151,20 @@ def test_a_package_whose_blobs_were_deleted_is_fetched_again(tmp_path: Path, reg
             assert result.metrics is not None and result.metrics.packages_fetched == 1
     finally:
         daemon.stop()
+
+
+def test_a_tarball_the_layout_cannot_take_is_installed_by_npm(store_daemon: DaemonProcess, registry: LocalRegistry) -> None:
+    """A file where another entry needs a directory: npm's own unpacking decides, through npm ci."""
+    from packages_support import tarball
+
+    version = f"1.0.{uuid.uuid4().int % 10**8}"
+    data = tarball([("package.json", json.dumps({"name": "odd-pkg", "version": version})), ("index.js", f"odd-pkg@{version}\n"),
+                    ("lib", "a file first\n"), ("lib/inner.js", "then a directory\n")])
+    registry.publish("odd-pkg", version, data)
+    with Client(store_daemon.address) as client:
+        before = client.stats().processes_started
+        result = client.build(files=app({"odd-pkg": (version, data)}), app="odd", tenant="t1", keep_events=True)
+        assert client.stats().processes_started - before >= 2  # npm ci, then the build
+        assert output(client, "t1", result) == f"odd-pkg@{version}\n".encode()
+    lines = [e.log.line for e in result.events if e.HasField("log")]
+    assert any("installing with npm ci instead" in line and "needs a directory" in line for line in lines)
