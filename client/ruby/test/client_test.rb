@@ -35,6 +35,12 @@ class ClientTest < Minitest::Test
     assert_equal "miss", first.cache
     assert_equal %w[miss new_app], [first.decision.result, first.decision.reason]
     assert events.any? { |e| e.type == :decision && e.to_h[:layer] == "action" && e.to_h[:result] == "miss" }
+    metrics = events.find { |e| e.type == :metrics }.to_h
+    assert_operator metrics[:deps_ms], :>, 0
+    deps = first.decision("deps")
+    if deps&.result == "miss" && deps.detail.include?("from the package store") # every package counted once
+      assert_operator metrics[:packages_reused] + metrics[:packages_fetched], :>, 100, metrics.inspect
+    end
     paths = first.outputs.map(&:path)
     assert_includes paths, "index.html"
     assert paths.any? { |p| p.start_with?("assets/") && p.end_with?(".js") }, paths.inspect

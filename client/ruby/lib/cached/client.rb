@@ -144,7 +144,9 @@ module Cached
       when :decision
         {type: :decision, layer: decision.layer, result: decision.result.to_s.downcase, tier: decision.tier, reason: decision.reason, detail: decision.detail}
       when :metrics
-        {type: :metrics, duration_ms: metrics.duration_ms, output_files: metrics.output_files, output_bytes: metrics.output_bytes}
+        {type: :metrics, duration_ms: metrics.duration_ms, output_files: metrics.output_files, output_bytes: metrics.output_bytes,
+         deps_method: metrics.deps_method, deps_ms: metrics.deps_ms, packages_reused: metrics.packages_reused,
+         packages_fetched: metrics.packages_fetched, package_bytes_downloaded: metrics.package_bytes_downloaded}
       when :result
         {type: :result, cache: result.cache, reason: result.reason, action_key: result.action_key, duration_ms: result.duration_ms}
       when :deploy_result
