@@ -120,3 +120,12 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def save_results(name: str, data: dict[str, object], text: str, out: str | None = None) -> None:
+    """``benchmarks/results/<name>.{json,md}`` (or under ``out``), and the markdown printed."""
+    directory = Path(out) if out else REPO / "benchmarks" / "results"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (directory / f"{name}.md").write_text(text)
+    print(text)

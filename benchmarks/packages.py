@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Series, fresh_app, machine, npm_env, run, start_daemon, timed, version  # noqa: E402
+from common import REPO, Series, fresh_app, machine, npm_env, run, start_daemon, save_results, timed, version  # noqa: E402
 
 sys.path.insert(0, str(REPO / "client"))
 from cached_client import Client  # noqa: E402
@@ -416,12 +416,7 @@ def main() -> int:
         "series": [s.summary() for s in bench.series.values() if s.samples],
         "comparisons": comparisons(bench), "targets": targets(bench), "daemon_detail": bench.details,
     }
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "packages.json").write_text(json.dumps(data, indent=2) + "\n")
-    text = markdown(data)
-    (out / "packages.md").write_text(text)
-    print(text)
+    save_results("packages", data, markdown(data), args.out)
     return 0
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Series, fresh_app, machine, npm_env, run, start_daemon, timed  # noqa: E402
+from common import REPO, Series, fresh_app, machine, npm_env, run, save_results, start_daemon, timed  # noqa: E402
 
 sys.path.insert(0, str(REPO / "client"))
 from cached_client import Client  # noqa: E402
@@ -643,12 +643,7 @@ def main() -> int:
         "remote": {k: remote_summary(v) for k, v in bench.metrics.items()},
         "metrics": bench.metrics, "detail": bench.detail, "notes": bench.notes,
     }
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "remote.json").write_text(json.dumps(data, indent=2) + "\n")
-    text = markdown(data)
-    (out / "remote.md").write_text(text)
-    print(text)
+    save_results("remote", data, markdown(data), args.out)
     return 0
 
 

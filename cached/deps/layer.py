@@ -78,27 +78,27 @@ def install_commands(allow_scripts: tuple[str, ...]) -> list[list[str]]:
     return commands
 
 
-def lockfile_packages(lockfile: bytes | None) -> dict[str, str]:
-    """``node_modules/<name>`` -> version, from a v2/v3 lockfile (empty when unreadable)."""
+def _lockfile_entries(lockfile: bytes | None) -> dict[str, Any]:
+    """A v2/v3 lockfile's ``packages`` map (empty when unreadable)."""
     try:
         data = json.loads(lockfile or b"{}")
     except ValueError:
         return {}
     packages = data.get("packages") if isinstance(data, dict) else None
-    if not isinstance(packages, dict):
-        return {}
+    return packages if isinstance(packages, dict) else {}
+
+
+def lockfile_packages(lockfile: bytes | None) -> dict[str, str]:
+    """``node_modules/<name>`` -> version, from a v2/v3 lockfile (empty when unreadable)."""
+    return _versions(_lockfile_entries(lockfile))
+
+
+def _versions(packages: dict[str, Any]) -> dict[str, str]:
     return {k: str(v.get("version", "")) for k, v in packages.items() if k and isinstance(v, dict)}
 
 
-def package_refs(lockfile: bytes | None) -> list[records_pb2.PackageRef]:
-    """Every installable ``node_modules/...`` entry of a v2/v3 lockfile, with its real name (an alias's target)."""
-    try:
-        data = json.loads(lockfile or b"{}")
-    except ValueError:
-        return []
-    packages = data.get("packages") if isinstance(data, dict) else None
-    if not isinstance(packages, dict):
-        return []
+def _refs(packages: dict[str, Any]) -> list[records_pb2.PackageRef]:
+    """Every installable ``node_modules/...`` entry, with its real name (an alias's target)."""
     refs = []
     for path, entry in packages.items():
         if not path or not isinstance(entry, dict) or entry.get("link"):
@@ -379,11 +379,11 @@ class DependencyLayer:
             return record
 
     async def _record(self, spec: BuildSpec, deps_key: str, digest: Digest, tree: tree_pb2.Tree, install_ms: float, method: str) -> records_pb2.DepsRecord:
-        content = self._content(spec.by_path["package-lock.json"])
+        entries = _lockfile_entries(self._content(spec.by_path["package-lock.json"]))  # parsed once for both
         record = records_pb2.DepsRecord(
             tree=digest.to_proto(), files=len(tree.files), bytes=sum(f.digest.size for f in tree.files),
-            packages=lockfile_packages(content), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
-            refs=package_refs(content), method=method,
+            packages=_versions(entries), created_unix_ms=int(time.time() * 1000), install_ms=install_ms,
+            refs=_refs(entries), method=method,
         )
         await asyncio.wrap_future(self.store.deps.put(deps_key.encode(), record.SerializeToString(), trees=(digest,), owner=spec.owner))
         log.info("dependencies installed", extra={"deps_key": deps_key, "method": method, "files": record.files, "bytes": record.bytes, "install_ms": round(install_ms, 1)})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 
+from cached import sharing
 from cached.digest import Digest
 from cached.remote import RemoteTier
 from cached.store import Store
@@ -53,19 +54,18 @@ class SharedDependencies:
         manifest = self.tier.get_blob(digest)
         if manifest is None:
             return None
-        tree = tree_pb2.Tree.FromString(manifest)
-        files = {Digest.from_proto(f.digest): f.executable for f in tree.files}
-        absent = [d for d, x in files.items() if not self.store.blobs.has(d, x)]
-        got = self.tier.get_blobs(absent)
-        if len(got) != len(absent):
+        try:
+            tree = tree_pb2.Tree.FromString(manifest)
+        except Exception:  # noqa: BLE001 - a manifest this daemon cannot read is a miss
+            return None
+        fetched = sharing.bring(self.store, self.tier, [(Digest.from_proto(f.digest), f.executable) for f in tree.files])
+        if fetched is None:
             return None
         with self.store.ingesting():
-            for d in absent:
-                self.store.blobs.put_verified(d, got[d], files[d])
             self.store.blobs.put_bytes(manifest)
             self.store.trees.put_tree(tree)  # validates the manifest's paths: it came from the bucket
             self.store.deps.put(deps_key.encode(), value, trees=(digest,), owner=owner).result()
-        log.info("dependency tree from the shared tier", extra={"deps_key": deps_key, "files": len(tree.files), "blobs_fetched": len(got)})
+        log.info("dependency tree from the shared tier", extra={"deps_key": deps_key, "files": len(tree.files), "blobs_fetched": fetched})
         return record
 
     def publish_tree(self, deps_key: str, record: records_pb2.DepsRecord, tree: tree_pb2.Tree) -> None:
@@ -74,11 +74,7 @@ class SharedDependencies:
 
     def _publish_tree(self, deps_key: str, record: records_pb2.DepsRecord, tree: tree_pb2.Tree) -> None:
         try:
-            digests = {Digest.from_proto(f.digest): f.executable for f in tree.files}
-            queued = True
-            for d in self.tier.missing(list(digests)):
-                with self.store.blobs.open(d, digests[d]) as f:
-                    queued = self.tier.put_blob(d, f.read()) and queued
+            queued = sharing.send(self.store, self.tier, [(Digest.from_proto(f.digest), f.executable) for f in tree.files])
             queued = self.tier.put_blob(Digest.from_proto(record.tree), serialise(tree)) and queued
             if queued:  # a record whose blobs were dropped would only be a miss for everyone
                 self.tier.put_record(DEPS, deps_key, record.SerializeToString())

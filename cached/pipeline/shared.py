@@ -21,6 +21,7 @@ import concurrent.futures
 import logging
 import threading
 
+from cached import sharing
 from cached.digest import Digest
 from cached.remote import RemoteTier, ac_kind
 from cached.request.spec import BuildSpec
@@ -30,7 +31,7 @@ from cached.v1 import records_pb2
 
 log = logging.getLogger("cached.pipeline.shared")
 
-MAX_PENDING = 256  # publications waiting for the worker; past it they are dropped and counted
+MAX_PENDING = 256  # publications waiting for the worker; past it they are dropped, with a warning
 
 
 class SharedActions:
@@ -40,7 +41,6 @@ class SharedActions:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cached-publish")
         self._pending = 0
         self._lock = threading.Lock()
-        self.dropped = 0
 
     async def fetch(self, spec: BuildSpec, action_key: str, root_key: bytes) -> records_pb2.ActionRecord | None:
         """The result another daemon built for these inputs, now stored here too; None on any doubt."""
@@ -64,18 +64,14 @@ class SharedActions:
             return None  # built before this app's purge
         log_digest = Digest.from_proto(record.log)
         files = [(Digest.from_proto(f.digest), f.executable) for f in record.outputs.files]
-        wanted = [(log_digest, False), *files]
-        absent = [(d, x) for d, x in wanted if not self.store.blobs.has(d, x)]
-        got = self.tier.get_blobs(list(dict.fromkeys(d for d, _ in absent)))
-        if any(d not in got for d, _ in absent):
+        fetched = sharing.bring(self.store, self.tier, [(log_digest, False), *files])
+        if fetched is None:
             return None  # a record whose blobs did not all come is a miss of the whole action
         with self.store.ingesting():
-            for digest, executable in absent:
-                self.store.blobs.put_verified(digest, got[digest], executable)
             self.store.blobs.put_bytes(manifest)
             self.store.blobs.note_owner(spec.tenant, [tree, log_digest, *(d for d, _ in files)])
             self.store.actions.put(root_key, value, blobs=(log_digest,), trees=(tree,), owner=spec.owner).result()
-        log.info("action result from the shared tier", extra={"tenant": spec.tenant, "app": spec.app, "blobs_fetched": len(got)})
+        log.info("action result from the shared tier", extra={"tenant": spec.tenant, "app": spec.app, "blobs_fetched": fetched})
         return record
 
     def publish(self, spec: BuildSpec, action_key: str, record: records_pb2.ActionRecord) -> None:
@@ -84,28 +80,22 @@ class SharedActions:
             return
         with self._lock:
             if self._pending >= MAX_PENDING:
-                self.dropped += 1
+                log.warning("shared tier publications backed up; this result is not published", extra={"tenant": spec.tenant})
                 return
             self._pending += 1
         self._pool.submit(self._publish, spec.tenant, action_key, record)
 
     def _publish(self, tenant: str, action_key: str, record: records_pb2.ActionRecord) -> None:
         try:
-            digests = {Digest.from_proto(record.log): False, Digest.from_proto(record.output_tree): False}
-            digests.update({Digest.from_proto(f.digest): f.executable for f in record.outputs.files})
-            for digest in self.tier.missing(list(digests)):
-                with self.store.blobs.open(digest, digests[digest]) as f:
-                    self.tier.put_blob(digest, f.read())
+            wanted = [(Digest.from_proto(record.log), False), (Digest.from_proto(record.output_tree), False)]
+            wanted += [(Digest.from_proto(f.digest), f.executable) for f in record.outputs.files]
+            sharing.send(self.store, self.tier, wanted)
             self.tier.put_record(ac_kind(tenant), action_key, record.SerializeToString())
         except Exception as e:  # noqa: BLE001 - a publication that fails is a miss elsewhere, never an error here
             log.warning("publishing to the shared tier failed", extra={"tenant": tenant, "error": str(e)})
         finally:
             with self._lock:
                 self._pending -= 1
-
-    @property
-    def pending(self) -> int:
-        return self._pending
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -62,7 +62,21 @@ def npm_ci(app: Path, work: Path, cache: Path, registry: str) -> Path:
     shutil.copy(app / "package.json", work / "package.json")
     (work / "package-lock.json").write_bytes(registry_only((app / "package-lock.json").read_bytes(), registry))
     run_npm(NPM_CI, work, npm_env(cache, registry, work.parent))
+    give_back(cache)
     return work / "node_modules"
+
+
+SANDBOX_UID = SANDBOX_GID = 65534  # the daemons' default sandbox user, whose npm writes the shared cache
+
+
+def give_back(cache: Path) -> None:
+    """What this root npm wrote into a cache the daemons share goes to the sandbox's user, as the daemons'
+    own sandboxed npm would have written it: else their next install cannot write there (EACCES)."""
+    if os.geteuid() != 0:
+        return
+    for path in [cache, *cache.rglob("*")]:
+        if not path.is_symlink():
+            os.chown(path, SANDBOX_UID, SANDBOX_GID)
 
 
 class Silent:
