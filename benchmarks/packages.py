@@ -388,13 +388,13 @@ def markdown(data: dict) -> str:  # type: ignore[type-arg]
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of: {', '.join(SCENARIOS)}")
     parser.add_argument("--out", default="", help=f"where packages.{{json,md}} go (default {RESULTS})")
     parser.add_argument("--work", default="", help="scratch dir (default: a temp dir, removed after)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -417,8 +417,8 @@ def main() -> int:
         "comparisons": comparisons(bench), "targets": targets(bench), "daemon_detail": bench.details,
     }
     save_results("packages", data, markdown(data), args.out)
-    return 0
+    return data
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

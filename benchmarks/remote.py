@@ -602,7 +602,7 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of steps 2 and 3 (each with fresh daemons B and C)")
     parser.add_argument("--hits", type=int, default=200, help="hit pairs (B, A) per run for the percentiles")
@@ -611,7 +611,7 @@ def main() -> int:
     parser.add_argument("--out", default="", help=f"where remote.{{json,md}} go (default {RESULTS})")
     parser.add_argument("--work", default="", help="scratch dir (default: a temp dir, removed after)")
     parser.add_argument("--self-test", action="store_true", help="check moto, the bucket, keygen and the credentials; no daemon")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.runs < 1 or args.hits < 1:
         parser.error("--runs and --hits take at least 1")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cached-bench-remote-"))
@@ -619,8 +619,9 @@ def main() -> int:
     bench = Bench(work, args.runs, args.hits, Path(args.npm_cache) if args.npm_cache else None, args.flush_timeout)
     try:
         if args.self_test:
-            print(json.dumps(bench.self_test(), indent=2))
-            return 0
+            checked = bench.self_test()
+            print(json.dumps(checked, indent=2))
+            return checked
         bench.run_all()
     finally:
         bench.stop_all()
@@ -644,8 +645,8 @@ def main() -> int:
         "metrics": bench.metrics, "detail": bench.detail, "notes": bench.notes,
     }
     save_results("remote", data, markdown(data), args.out)
-    return 0
+    return data
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -323,7 +323,7 @@ def chart(summaries: dict[str, dict], path: Path) -> None:  # type: ignore[type-
     plt.close(fig)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--hits", type=int, default=1000, help="requests for the full-hit percentiles")
@@ -331,7 +331,7 @@ def main() -> int:
     parser.add_argument("--out", default="", help=f"where results go (default {RESULTS}; with --smoke, the scratch dir)")
     parser.add_argument("--npm-cache", default="", help="npm download cache to use (default: one in the scratch dir)")
     parser.add_argument("--work", default="", help="scratch dir (default: a temp dir, removed after)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cached-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -345,8 +345,8 @@ def main() -> int:
         if not args.work:
             os.system(f"chmod -R u+w '{work}' 2>/dev/null; rm -rf '{work}'")
     print(markdown(data))
-    return 0
+    return data
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

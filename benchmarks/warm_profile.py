@@ -298,12 +298,12 @@ def table(summary: dict[str, dict], import_ms: float, boot_ms: float) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--work", default="", help="working directory (default: a temp dir, removed afterwards)")
     parser.add_argument("--no-minify-column", action="store_true", help="skip the `--minify false` bare builds")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     runs = max(1, min(args.runs, 100))
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cached-warm-profile-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -360,13 +360,13 @@ def main() -> int:
         print("\n" + md)
         RESULTS.mkdir(parents=True, exist_ok=True)
         command = f".venv/bin/python benchmarks/warm_profile.py --runs {runs}"
-        (RESULTS / "warm_profile.json").write_text(json.dumps(
-            {"machine": machine(), "command": command, "runs": runs, "import_ms_median": round(import_ms, 1),
-             "node_bootstrap_ms_median": round(boot_ms, 1),
-             "summary": summary, "samples": samples}, indent=2) + "\n")
+        data = {"machine": machine(), "command": command, "runs": runs, "import_ms_median": round(import_ms, 1),
+                "node_bootstrap_ms_median": round(boot_ms, 1),
+                "summary": summary, "samples": samples}
+        (RESULTS / "warm_profile.json").write_text(json.dumps(data, indent=2) + "\n")
         (RESULTS / "warm_profile.md").write_text(
             f"# Warm rebuild profile (one-file edit of examples/dashboard)\n\n`{command}`\n\n{md}\n")
-        return 0
+        return data
     finally:
         if daemon is not None:
             daemon.stop()
@@ -375,4 +375,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

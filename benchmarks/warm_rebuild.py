@@ -87,12 +87,12 @@ def builder_memory() -> list[dict[str, float]]:
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--work", default="", help="working directory (default: a temp dir, removed afterwards)")
     parser.add_argument("--json", default="", help="also write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cached-warm-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     npm_cache = work / "npm-cache"
@@ -162,7 +162,7 @@ def main() -> int:
         report["ratios"] = ratios
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        return 0
+        return report
     finally:
         if daemon is not None:
             daemon.stop()
@@ -171,4 +171,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
