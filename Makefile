@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test deps proto bench bench-smoke bench-tools clean
 
+# The venv; then bytecode for the CLI and the client, so a fresh `cached` shell reads .pyc instead of
+# compiling them (PYTHONDONTWRITEBYTECODE stops Python writing .pyc, not reading it; compileall writes anyway).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m compileall -q cached client
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -55,10 +58,14 @@ $(PNPM_STAMP): tools/pnpm/package-lock.json
 
 bench-tools: $(PNPM_STAMP)
 
-bench: $(STAMP) $(PNPM_STAMP)
-	$(PY) benchmarks/run.py
-	$(PY) benchmarks/packages.py
-	$(PY) benchmarks/remote.py
+# Every benchmark scenario (benchmarks/bench.py --list), then the README's figures from its latest.json.
+# BENCH_ARGS: e.g. --quick (3 runs each), --runs N, --only run,load.
+BENCH_ARGS ?=
+
+bench: $(STAMP) $(PNPM_STAMP) $(MINIFLARE_STAMP)
+	$(PY) -m compileall -q cached client
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+	$(PY) benchmarks/readme_section.py
 
 bench-smoke: $(STAMP)
 	$(PY) benchmarks/run.py --smoke
