@@ -180,6 +180,24 @@ def summarize_load(data: dict[str, Any]) -> dict[str, Any]:
     return {"series": series, "ratios": ratios, "figures": figures}
 
 
+def summarize_edit_to_live(data: dict[str, Any]) -> dict[str, Any]:
+    """edit_to_live.py: its series (a dict by key), the median shares, and the Cloudflare requests and bytes per case."""
+    raw = data.get("series") or {}
+    series = [s for s in (raw.values() if isinstance(raw, dict) else raw) if isinstance(s, dict) and "median_ms" in s]
+    figures: dict[str, Any] = {}
+    total = (raw.get("edit_to_served") or {}).get("median_ms") if isinstance(raw, dict) else None
+    if total is not None:
+        figures[f"edit to served, median ms (target under {data.get('target_ms', '?')})"] = total
+    for k, v in (data.get("median_shares") or {}).items():
+        figures[f"share of edit to served: {k}"] = v
+    for c in data.get("cloudflare") or []:
+        if isinstance(c, dict):
+            figures[f"Cloudflare, {c.get('case')}: requests / bytes sent"] = f"{c.get('requests')} / {c.get('bytes_sent'):,}" \
+                if isinstance(c.get("bytes_sent"), int) else f"{c.get('requests')} / {c.get('bytes_sent')}"
+            figures[f"Cloudflare, {c.get('case')}: assets sent / total"] = f"{c.get('assets_uploaded')} / {c.get('assets_total')}"
+    return {"series": series, "ratios": [], "figures": figures}
+
+
 def summarize_packages(data: dict[str, Any]) -> dict[str, Any]:
     series = _series(data, "series")
     medians = _medians(series)
@@ -206,7 +224,8 @@ SCENARIOS: list[Scenario] = [
     Scenario("warm_rebuild", "warm_rebuild.py", "the warm ratio: a warm builder vs a bare vite build", 10,
              lambda out, custom: ["--json", str(out / "warm_rebuild.json")], summarize_warm_rebuild),
     Scenario("load", "load.py", "hits under load from separate client processes", None, _out, summarize_load),
-    Scenario("edit_to_live", "edit_to_live.py", "an edit to served through the local workerd target", None, _out),
+    Scenario("edit_to_live", "edit_to_live.py", "an edit to served through the local workerd target", None, _out,
+             summarize_edit_to_live),
     Scenario("packages", "packages.py", "a lockfile never seen vs npm ci and pnpm", 5, _out, summarize_packages),
     Scenario("remote", "remote.py", "several daemons on one bucket", 5, _out, summarize_remote),
 ]
@@ -279,13 +298,13 @@ def chart(data: dict[str, Any], path: Path) -> None:
     rows = [(s["name"], r) for s in data["scenarios"] if s.get("status") == "ok" for r in s.get("ratios", []) if r.get("ratio")]
     palette = ["#2b7bba", "#e08a1e", "#3a9c4a", "#b33c3c", "#7a52a8", "#6b6b6b"]
     colours = {s.name: palette[i % len(palette)] for i, s in enumerate(SCENARIOS)}
-    fig, ax = plt.subplots(figsize=(12, 0.38 * max(len(rows), 1) + 1.8))
+    fig, ax = plt.subplots(figsize=(14, 0.36 * max(len(rows), 1) + 1.8))
     if rows:
-        labels = [f"{name}: {r['daemon']}  /  {r['baseline']}" + ("" if r.get("stat", "median") == "median" else f" ({r['stat']})")
+        labels = [f"{r['daemon']}  /  {r['baseline']}" + ("" if r.get("stat", "median") == "median" else f" ({r['stat']})")
                   for name, r in rows]
         values = [float(r["ratio"]) for _, r in rows]
-        ax.barh(range(len(rows)), values, color=[colours.get(name, "#999999") for name, _ in rows])
-        ax.set_yticks(range(len(rows)), [label if len(label) <= 110 else label[:107] + "..." for label in labels], fontsize=7)
+        ax.barh(range(len(rows)), [v - 1 for v in values], left=1, color=[colours.get(name, "#999999") for name, _ in rows])  # from 1: faster to the left
+        ax.set_yticks(range(len(rows)), [label if len(label) <= 92 else label[:89] + "..." for label in labels], fontsize=7)
         ax.set_xscale("log")
         ax.axvline(1.0, color="black", linewidth=0.8)
         for y, v in enumerate(values):
@@ -299,7 +318,7 @@ def chart(data: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("daemon median / baseline median (log scale; left of 1: the daemon is faster)")
     ax.set_title(f"cached benchmarks, {data['when']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the long labels kept whole
     plt.close(fig)
 
 
