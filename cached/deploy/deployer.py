@@ -242,11 +242,14 @@ class Deployer:
         bucket = self.settings.r2.bucket if (self.settings.r2 and manifest.large) else ""
         binds = bindings(opts.vars, opts.secrets, bucket)
         message = f"cached {info.tenant}/{info.app} version {info.version} (action {info.action_key[:16]})"
-        tag = f"cached-{info.version}-{uuid.uuid4().hex[:16]}"  # one per deploy attempt: a retried upload finds its version by it
-        published = await publisher.publish(
-            name, manifest, module, lambda jwt: version_metadata(assets_jwt=jwt, bindings=binds, message=message, tag=tag, rules=manifest.rules),
-            production=opts.production, message=message,
-        )
+
+        def metadata_for(jwt: str | None) -> dict[str, object]:
+            # A tag per upload attempt: a retried upload finds its version by it (and a second upload of one
+            # deploy, after a keep_assets upload came out of order, never finds the first one's).
+            tag = f"cached-{info.version}-{uuid.uuid4().hex[:16]}"
+            return version_metadata(assets_jwt=jwt, bindings=binds, message=message, tag=tag, rules=manifest.rules)
+
+        published = await publisher.publish(name, manifest, module, metadata_for, production=opts.production, message=message)
         result.version_id = published.version_id
         result.urls.extend(published.urls)
         result.assets_uploaded = published.assets_uploaded

@@ -207,22 +207,27 @@ def bindings(vars: dict[str, str], secrets: dict[str, str], r2_bucket: str) -> l
 
 
 def version_metadata(
-    *, assets_jwt: str, bindings: list[dict[str, str]], message: str, tag: str, rules: dict[str, str] | None = None,
+    *, assets_jwt: str | None, bindings: list[dict[str, str]], message: str, tag: str, rules: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """``rules``: the output's ``_headers`` / ``_redirects`` text, which Cloudflare takes in the assets
-    config (as wrangler sends them), not as files of the upload."""
+    config (as wrangler sends them), not as files of the upload. ``assets_jwt`` None: the version keeps
+    the assets of the version uploaded before it (``keep_assets``, in lieu of a completion token); the
+    config is sent either way."""
     config: dict[str, object] = {"not_found_handling": "single-page-application"}
     for name, text in sorted((rules or {}).items()):
         config[name] = text
-    return {
+    metadata: dict[str, object] = {
         "main_module": MAIN_MODULE,
         "compatibility_date": COMPATIBILITY_DATE,
         "compatibility_flags": [],
         "bindings": bindings,
-        "assets": {"jwt": assets_jwt, "config": config},
+        "assets": {"jwt": assets_jwt, "config": config} if assets_jwt is not None else {"config": config},
         "annotations": {"workers/message": message, "workers/tag": tag},
         "keep_bindings": ["secret_text"],
     }
+    if assets_jwt is None:
+        metadata["keep_assets"] = True
+    return metadata
 
 
 def placeholder_metadata() -> dict[str, object]:

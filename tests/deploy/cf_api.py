@@ -44,6 +44,7 @@ class Call:
     method: str
     path: str
     status: int
+    sent: int = 0  # bytes of the request: its request line, headers and body as received
 
 
 @dataclass
@@ -136,7 +137,8 @@ class FakeCloudflare:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, payload, headers = api.handle(self.command, self.path, dict(self.headers.items()), body)
+                head = len(self.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + 2
+                status, payload, headers = api.handle(self.command, self.path, dict(self.headers.items()), body, sent=head + len(body))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -150,12 +152,12 @@ class FakeCloudflare:
 
         return Handler
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes, *, sent: int = 0) -> tuple[int, Any, dict[str, str]]:
         url = urlsplit(raw_path)
         path, query = url.path, parse_qs(url.query)
         status, payload, extra = self._route(method, path, query, {k.lower(): v for k, v in headers.items()}, body)
         with self.lock:
-            self.calls.append(Call(method, path, status))
+            self.calls.append(Call(method, path, status, sent or len(body)))
         return status, payload, extra
 
     def _violation(self, text: str) -> tuple[int, Any, dict[str, str]]:
@@ -245,10 +247,11 @@ class FakeCloudflare:
             missing = sorted({e["hash"] for e in manifest.values()} - self.held)
             jwt = "upload-" + uuid.uuid4().hex
             by_hash = {e["hash"]: (k, e["size"]) for k, e in manifest.items()}
+            assets = {k: e["hash"] for k, e in manifest.items()}
             if missing:
-                self.sessions[jwt] = {"script": name, "pending": set(missing), "by_hash": by_hash, "completion": "done-" + uuid.uuid4().hex}
+                self.sessions[jwt] = {"script": name, "pending": set(missing), "by_hash": by_hash, "completion": "done-" + uuid.uuid4().hex, "assets": assets}
             else:
-                self.completions[jwt] = {"script": name}
+                self.completions[jwt] = {"script": name, "assets": assets}
         buckets = [missing[i:i + BUCKET_SIZE] for i in range(0, len(missing), BUCKET_SIZE)]
         return _ok({"jwt": jwt, "buckets": buckets})
 
@@ -295,7 +298,7 @@ class FakeCloudflare:
                 self.uploaded.append(h)
             if not session["pending"] and not session.get("completed"):
                 session["completed"] = True
-                self.completions[session["completion"]] = {"script": session["script"]}
+                self.completions[session["completion"]] = {"script": session["script"], "assets": session["assets"]}
                 return 201, {"success": True, "errors": [], "messages": [], "result": {"jwt": session["completion"]}}, {}
         return 202, {"success": True, "errors": [], "messages": [], "result": {}}, {}
 
@@ -321,10 +324,30 @@ class FakeCloudflare:
             if b.get("type") not in BINDING_TYPES or not b.get("name"):
                 return self._violation(f"binding {b!r}")
         assets = metadata.get("assets")
+        keep = metadata.get("keep_assets")
+        version_assets: dict[str, str] | None = None  # path -> hash of the assets the new version serves
+        if keep is not None and keep is not True:
+            return self._violation(f"keep_assets is {keep!r}, not true")
+        if keep:  # in lieu of a completion token: the assets of the version uploaded before this one
+            if assets is not None and "jwt" in assets:
+                return self._violation("keep_assets sent with an assets.jwt: it is used in lieu of the completion token")
+            with self.lock:
+                script = self.scripts.get(name)
+                previous = script.versions[-1] if script is not None and script.versions else None
+            if create or previous is None or previous.get("assets") is None:
+                return self._violation("keep_assets for a worker whose latest version has no assets to keep")
+            version_assets = dict(previous["assets"])
+            expected = self.expected_files.get(name)
+            if expected is not None:
+                want = {"/" + p: reference_hash(b, p) for p, b in expected.items() if len(b) <= 25 << 20 and p not in RULE_FILES}
+                if version_assets != want:
+                    return self._violation("keep_assets kept assets that differ from the files the app built")
         if assets is not None:
-            completion = self.completions.get(assets.get("jwt", ""))
-            if completion is None or completion["script"] != name:
-                return self._violation("assets.jwt is not a completion token of this script's upload session")
+            if not keep:
+                completion = self.completions.get(assets.get("jwt", ""))
+                if completion is None or completion["script"] != name:
+                    return self._violation("assets.jwt is not a completion token of this script's upload session")
+                version_assets = dict(completion["assets"])
             if assets.get("config", {}).get("not_found_handling") != "single-page-application":
                 return self._violation("assets.config.not_found_handling is not single-page-application")
             config = assets.get("config", {})
@@ -346,7 +369,7 @@ class FakeCloudflare:
                 return _error(404, 10007, "This Worker does not exist on your account.")
             version = {
                 "id": str(uuid.uuid4()), "number": len(script.versions) + 1, "metadata": metadata,
-                "modules": {k: p["data"].decode() for k, p in modules.items()},
+                "modules": {k: p["data"].decode() for k, p in modules.items()}, "assets": version_assets,
             }
             script.versions.append(version)
             if create:  # a PUT deploys what it uploads
