@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -118,6 +119,13 @@ def miniflare_dir() -> Path:
 class MiniflareServer:
     """Runs ``tools/miniflare/serve.mjs`` on a bundle, on 127.0.0.1; ``url`` once it is ready.
 
+    A new bundle is served without starting node and Miniflare again: only
+    workerd is restarted, with the new config, on the same port. ``reload``
+    asks for it explicitly; with ``follow`` the server watches the bundle path
+    (a symlink such as ``<deploy dir>/<script>/current``) and reloads as soon as
+    a deploy moves it. ``served`` is the bundle directory being served and
+    ``reloads`` how many reloads were done.
+
     Miniflare (node) and the workerd it starts end with the process that
     started them, however it ends: node runs in a session of its own (a
     terminal's signals reach only the command), is sent SIGTERM when its
@@ -128,15 +136,22 @@ class MiniflareServer:
     exits. ``stop`` ends node and then whatever of its process group is left.
     """
 
-    def __init__(self, bundle: Path, *, port: int = 0, tools: Path | None = None, node: str = "node") -> None:
+    def __init__(self, bundle: Path, *, port: int = 0, tools: Path | None = None, node: str = "node", follow: bool = False) -> None:
         self.bundle = bundle
         self.port = port
         self.tools = tools or miniflare_dir()
         self.node = node
+        self.follow = follow
         self.proc: subprocess.Popen[str] | None = None
         self._group_gone = False  # stop killed what was left of node's process group
         self.url = ""
         self.output: deque[str] = deque(maxlen=200)  # the last lines Miniflare printed
+        self.served = ""  # the bundle directory served (the symlink resolved)
+        self.reloads = 0
+        self.last_reload_ms = 0.0  # as serve.mjs measured it: new config to served
+        self.last_reload_at = 0.0  # time.perf_counter() when the last reload was reported here
+        self._events = threading.Condition()
+        self._errors: list[str] = []
 
     def start(self, timeout_s: float = 60.0, attempts: int = 2) -> str:
         """Starts Miniflare; a runtime that exits during startup is tried once more (workerd rarely fails to bind)."""
@@ -157,9 +172,10 @@ class MiniflareServer:
             raise DeployError(f"Miniflare is not installed: run `npm ci` in {self.tools}")
         launcher = [sys.executable, "-I", "-S", str(Path(__file__).with_name("pdeathsig.py")), str(os.getpid()), str(int(signal.SIGTERM))]
         self._group_gone = False
+        follow = ["--follow", "1"] if self.follow else []
         self.proc = subprocess.Popen(
             [*launcher, self.node, str(script), "--bundle", str(self.bundle.absolute()), "--host", "127.0.0.1", "--port", str(self.port),
-             "--parent", str(os.getpid())],
+             "--parent", str(os.getpid()), *follow],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=self.tools,
         )
         deadline = time.monotonic() + timeout_s
@@ -174,8 +190,10 @@ class MiniflareServer:
                 continue
             if isinstance(data, dict) and data.get("url"):
                 self.url = str(data["url"]).rstrip("/")
-                for stream in (self.proc.stdout, self.proc.stderr):  # drained, so workerd never blocks on a full pipe
-                    threading.Thread(target=_drain, args=(stream, self.output), daemon=True).start()
+                self.served = str(self.bundle.resolve())
+                # Drained, so workerd never blocks on a full pipe; stdout also carries the reload events.
+                threading.Thread(target=_drain, args=(self.proc.stdout, self.output, self._event), daemon=True).start()
+                threading.Thread(target=_drain, args=(self.proc.stderr, self.output), daemon=True).start()
                 return self.url
         exited = self.proc.poll() is not None
         err = self.proc.stderr.read() if exited and self.proc.stderr else ""
@@ -184,6 +202,53 @@ class MiniflareServer:
         if exited:
             raise _EarlyExit("\n".join(lines).strip()[-3000:])
         raise DeployError(f"Miniflare did not start on {self.bundle} within {timeout_s:.0f} s")
+
+    def reload(self, bundle: Path | None = None, timeout_s: float = 60.0) -> str:
+        """Serves ``bundle`` (default: the bundle path given, resolved again) from the running server; returns
+        the URL (the same port) once it is served. Raises DeployError if it could not be loaded."""
+        if self.proc is None or self.proc.poll() is not None or self.proc.stdin is None:
+            raise DeployError("Miniflare is not running")
+        target = (bundle or self.bundle).absolute()
+        real = str(target.resolve())
+        with self._events:
+            before, errors = self.reloads, len(self._errors)
+            self.proc.stdin.write(json.dumps({"reload": str(target)}) + "\n")
+            self.proc.stdin.flush()
+            ok = self._events.wait_for(
+                lambda: (self.reloads > before and self.served == real) or len(self._errors) > errors or self.proc is None or self.proc.poll() is not None,
+                timeout=timeout_s,
+            )
+            if len(self._errors) > errors:
+                raise DeployError(f"Miniflare could not load {target}: {self._errors[-1]}")
+            if not ok or self.served != real:
+                raise DeployError(f"Miniflare did not serve {target} within {timeout_s:.0f} s")
+        return self.url
+
+    def wait_served(self, bundle: Path, timeout_s: float = 60.0) -> bool:
+        """With ``follow``: waits until ``bundle`` (a version directory) is the one served."""
+        real = str(bundle.resolve())
+        with self._events:
+            return self._events.wait_for(lambda: self.served == real, timeout=timeout_s)
+
+    def _event(self, line: str) -> None:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        with self._events:
+            if data.get("reloaded"):
+                self.url = str(data["reloaded"]).rstrip("/")
+                self.served = str(data.get("bundle") or "")
+                self.last_reload_ms = float(data.get("ms") or 0.0)
+                self.last_reload_at = time.perf_counter()
+                self.reloads += 1
+            elif "reload_error" in data:
+                self._errors.append(str(data["reload_error"]))
+            else:
+                return
+            self._events.notify_all()
 
     def wait(self) -> int:
         assert self.proc is not None
@@ -225,8 +290,10 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _drain(stream: "IO[str] | None", into: deque[str]) -> None:
+def _drain(stream: "IO[str] | None", into: deque[str], on_line: "Callable[[str], None] | None" = None) -> None:
     if stream is None:
         return
     for line in stream:
         into.append(line.rstrip("\n"))
+        if on_line is not None and line.startswith("{"):
+            on_line(line)
