@@ -172,8 +172,9 @@ def summarize_load(data: dict[str, Any]) -> dict[str, Any]:
         by[(label, n)] = name
         series.append({"name": name, "runs": row.get("requests"), "min_ms": row.get("min_ms"), "median_ms": row.get("p50_ms"),
                        "p99_ms": row.get("p99_ms"), "max_ms": row.get("max_ms")})
-        figures[f"{label}, {n} client processes: hits/s (median of rounds)"] = row.get("hits_per_s_median")
-        figures[f"{label}, {n} client processes: daemon CPU ms per hit"] = row.get("daemon_cpu_ms_per_hit")
+        who = f"{label}, {n} client process{'es' if n != 1 else ''}"
+        figures[f"{who}: hits/s (median of rounds)"] = row.get("hits_per_s_median")
+        figures[f"{who}: daemon CPU ms per hit"] = row.get("daemon_cpu_ms_per_hit")
     medians = _medians(series)
     ratios = [row for (label, n), name in by.items() if label == "daemon" and ("baseline", n) in by
               if (row := _ratio(f"hits under load, {n} client processes", name, by[("baseline", n)], medians))]
