@@ -7,7 +7,8 @@ only those travel (``UploadBlobs``), so after the first build a save sends the
 changed files and nothing else. Digests are cached by (size, mtime), so only
 changed files are read again. With ``--deploy local`` each successful build is
 deployed to the daemon's local target and served by Miniflare on 127.0.0.1
-(restarted on the newest bundle, same port). Ctrl-C stops it cleanly.
+(the running server takes the newest bundle: only workerd restarts, on the same
+port; Miniflare is started again only if that fails). Ctrl-C stops it cleanly.
 
 The mechanism behind `cached watch` (``cached/cli/watch.py`` is the command):
 it takes a ``WatchSettings`` and never reads the command line itself.
@@ -186,6 +187,14 @@ class Watcher:
         if error or not bundle:
             self._say({"event": "deploy_failed", "error": error}, f"{_clock()} deploy failed: {error or 'no local bundle'}")
             return
+        if self.miniflare is not None:
+            try:  # the running server takes the new bundle: only workerd restarts, on the same port
+                self.serving = self.miniflare.reload(Path(bundle))
+            except DeployError as e:
+                self._say({"event": "reload_failed", "error": str(e)}, f"{_clock()} reload failed, restarting Miniflare: {e}")
+            else:
+                self._say({"event": "serving", "url": self.serving, "bundle": bundle}, f"{_clock()} serving {self.serving}")
+                return
         port = int(self.serving.rsplit(":", 1)[1]) if self.serving else self.settings.port
         if self.miniflare is not None:
             self.miniflare.stop()
