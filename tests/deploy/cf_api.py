@@ -334,6 +334,8 @@ class FakeCloudflare:
             with self.lock:
                 script = self.scripts.get(name)
                 previous = script.versions[-1] if script is not None and script.versions else None
+            if script is None and not create:
+                return _error(404, 10007, "This Worker does not exist on your account.")
             if create or previous is None or previous.get("assets") is None:
                 return self._violation("keep_assets for a worker whose latest version has no assets to keep")
             version_assets = dict(previous["assets"])

@@ -189,3 +189,31 @@ def test_a_server_following_current_serves_each_new_deploy_on_the_same_port_with
         assert mf.reload(Path(one.deploy.bundle_dir), timeout_s=60) == url
         assert _get(url, "/__cached/health").json()["version"] == one.deploy.sequence
         assert mf.proc.pid == pid and mf.reloads == 2
+
+
+def test_a_worker_deleted_since_it_was_last_seen_is_created_again(cf: FakeCloudflare, tmp_path: Path) -> None:
+    tenant, app = "edits", "deleted"
+    name = script_name(tenant, app)
+    files = _files(app)
+
+    async def scenario() -> cached_pb2.DeployResult:
+        blobs = DictBlobs()
+        d = deployer(cf.base_url, cf.account_id, cf.token, tmp_path, blobs)
+        try:
+            await d.deploy(record(blobs, files), tenant=tenant, app=app, action_key="blake3:" + "5" * 64, options=options(production=True))
+            with cf.lock:
+                del cf.scripts[name]  # deleted in the dashboard, say
+            marks.append(cf.mark())
+            return await d.deploy(record(blobs, files), tenant=tenant, app=app, action_key="blake3:" + "5" * 64,
+                                  options=options(production=True, vars={"AFTER": "delete"}))
+        finally:
+            await d.close()
+
+    marks: list[tuple[int, int]] = []
+    result = _run(scenario())
+    assert cf.violations == []
+    script = cf.scripts[name]
+    assert script.live == result.version_id
+    assert any(c.method == "PUT" for c in cf.calls_since(marks[0]))  # created again, with its placeholder
+    live = next(v for v in script.versions if v["id"] == result.version_id)
+    assert "keep_assets" not in live["metadata"] and live["assets"] == {"/" + p: reference_hash(c, p) for p, c in files.items()}
