@@ -71,6 +71,8 @@ class Outcome:
     out_dir: str              # build.outDir, absolute
     driver_ms: float
     wall_ms: float
+    how: str = ""             # "rebuild" (the session's), "session-start" or "fresh" (see driver.mjs)
+    why: str = ""             # why not a rebuild of the session
 
 
 @dataclass
@@ -118,7 +120,8 @@ class WarmBuilder:
             await self.stop()
             raise WarmError("freeze", "the builder could not be frozen between builds; it was stopped")
 
-    async def build(self, timeout: float, emit: Emit) -> Outcome:
+    async def build(self, timeout: float, emit: Emit, changed: list[str] | None = None,
+                    removed: list[str] | None = None) -> Outcome:
         """Ask for one build and wait for ITS end (or error); lines of other ids are skipped.
         Thaws the builder for the build and freezes it again before returning;
         past ``timeout`` (the build's deadline) the builder is killed."""
@@ -139,7 +142,7 @@ class WarmBuilder:
             except OSError as e:
                 await self.stop()
                 raise WarmError("crashed", f"the builder could not be thawed ({e}); it was stopped") from None
-            self.proc.stdin.write(protocol.build_request(ident))
+            self.proc.stdin.write(protocol.build_request(ident, changed, removed))
             try:
                 await asyncio.wait_for(self.proc.stdin.drain(), timeout)
             except asyncio.TimeoutError:
@@ -162,6 +165,7 @@ class WarmBuilder:
                         raise WarmError("build_failed", str(event.data.get("message", ""))[:4000])
                     elif event.kind == protocol.END:
                         return Outcome(
+                            how=str(event.data.get("how") or ""), why=str(event.data.get("why") or ""),
                             files=files, public_dir=str(public.get("dir") or ""), public_out=str(public.get("out") or ""),
                             out_dir=str(event.data.get("outDir") or ""), driver_ms=float(event.data.get("ms") or 0.0),
                             wall_ms=(time.perf_counter() - started) * 1000,

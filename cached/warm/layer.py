@@ -198,9 +198,10 @@ class WarmLayer:
             if builder is None:
                 events.decision("warm", MISS, "started", start_why)
                 builder = await self._start(spec, key, deps_key, config, command, deps_path, workspace_path, build_env, package_json, deadline, events)
+            changes = (list(report.written), list(report.removed))
             with Phase(events, "build", 0.7, 0.9):
                 try:
-                    outcome = await self._rebuild(builder, deadline, events, build_log)
+                    outcome = await self._rebuild(builder, deadline, events, build_log, *changes)
                 except WarmError as e:
                     if not (reused and e.reason == "crashed"):
                         raise
@@ -210,7 +211,7 @@ class WarmLayer:
                     events.decision("warm", MISS, "started", "the app's builder had exited: starting a new one")
                     builder = await self._start(spec, key, deps_key, config, command, deps_path, workspace_path, build_env, package_json, deadline, events)
                     reused, build_log = False, BuildLog()
-                    outcome = await self._rebuild(builder, deadline, events, build_log)
+                    outcome = await self._rebuild(builder, deadline, events, build_log, *changes)
             with Phase(events, "collect", 0.9, 0.92):
                 scratch.mkdir(parents=True)
                 out_path = scratch / "out"
@@ -227,10 +228,13 @@ class WarmLayer:
             shutil.rmtree(scratch, ignore_errors=True)
             await asyncio.shield(self.pool.retire(owner, "interrupted"))  # its state is unknown
             raise
+        how = _HOW.get(outcome.how, outcome.how or "a build")
         if reused:
-            events.decision("warm", HIT, "reused", f"rebuilt by the app's warm builder in {outcome.wall_ms:.0f} ms "
+            why = f"; {outcome.why}" if outcome.why and outcome.how != "rebuild" else ""
+            events.decision("warm", HIT, "reused", f"rebuilt by the app's warm builder ({how}{why}) in {outcome.wall_ms:.0f} ms "
                                                  f"({len(report.written)} files written, {len(report.removed)} removed)")
-        events.log("stderr", f"[cached] warm build: {outcome.wall_ms:.0f} ms ({'reused' if reused else 'new'} builder, build {builder.builds})", "cached")
+        self.pool.record_how(outcome.how)
+        events.log("stderr", f"[cached] warm build: {outcome.wall_ms:.0f} ms ({'reused' if reused else 'new'} builder, build {builder.builds}, {how})", "cached")
         return WarmBuilt(out_path, out_dir, build_log, outcome, reused, scratch)
 
     async def recorded(self, spec: BuildSpec, built: WarmBuilt, record: records_pb2.ActionRecord) -> None:
@@ -288,7 +292,7 @@ class WarmLayer:
         overlay = Overlay(lower=deps_path, upper=scratch / "upper", work=scratch / "work", target=workspace / "node_modules")
         env = script_env(build_env, workspace, package_json, ScriptStep(spec.script, command), self.node_path)
         sandbox_spec = SandboxSpec(
-            argv=[self.node_path, str(DRIVER), spec.mode if spec.mode != "production" else ""],
+            argv=[self.node_path, str(DRIVER), spec.mode if spec.mode != "production" else "", self.pool.settings.rebuild],
             workspace=workspace, env=env, network=False, hide=self.steps.hide,
             binds=((DRIVER, DRIVER, False),), overlay=overlay, uid=self.steps.uid, gid=self.steps.gid,
             limits=self.steps.limits, label="warm", view=self.steps.view,
@@ -318,7 +322,8 @@ class WarmLayer:
         await self.pool.add(builder)
         return builder
 
-    async def _rebuild(self, builder: WarmBuilder, deadline: float, events: Any, build_log: BuildLog) -> Outcome:
+    async def _rebuild(self, builder: WarmBuilder, deadline: float, events: Any, build_log: BuildLog,
+                       changed: list[str], removed: list[str]) -> Outcome:
         def emit(stream: str, text: str) -> None:
             build_log.add(text)
             events.log(stream, text, "build")
@@ -327,7 +332,7 @@ class WarmLayer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WarmError("timeout", "the build's deadline passed before the warm build could start")
-            return await builder.build(remaining, emit)
+            return await builder.build(remaining, emit, changed, removed)
 
     async def _shadow(self, spec: BuildSpec, record: records_pb2.ActionRecord) -> None:
         """Build the same inputs cold under a shadow app; a different output tree disables warm builds for the app."""
@@ -353,6 +358,13 @@ class WarmLayer:
         self.pool.disable(spec.owner, why)
         await self.pool.retire(spec.owner, "shadow_mismatch")
         log.error("warm shadow check: MISMATCH, warm builds disabled for the app", extra={"owner": spec.owner, "files": differ[:20]})
+
+
+_HOW = {
+    "rebuild": "a rebuild of its watch session",
+    "session-start": "a new watch session",
+    "fresh": "a fresh Vite build",
+}
 
 
 def _first_line(text: str) -> str:

@@ -39,6 +39,7 @@ class WarmSettings:
     idle_seconds: float = 900.0       # a builder unused this long is stopped
     shadow_share: float = 0.1         # share of warm results rebuilt cold in the background and compared
     start_timeout_s: float = 120.0    # from spawn to the driver's "ready"
+    rebuild: str = "session"          # "session": a watch session rebuilt per edit; "fresh": a new Vite build each time (driver.mjs)
 
     @property
     def enabled(self) -> bool:
@@ -64,6 +65,7 @@ class WarmMetrics:
     rebuild_ms_buckets: dict[float, int] = field(default_factory=dict)  # le -> cumulative count
     rebuild_ms_sum: float = 0.0
     rebuild_ms_count: int = 0
+    builds_by_how: dict[str, int] = field(default_factory=dict)  # "rebuild" | "session-start" | "fresh" -> count
 
 
 class WarmPool:
@@ -79,6 +81,7 @@ class WarmPool:
         self.shadow_errors = 0
         self.fallbacks: Counter[str] = Counter()
         self.retired: Counter[str] = Counter()
+        self.how: Counter[str] = Counter()
         self._durations: list[float] = []
         self._duration_sum = 0.0
         self._duration_count = 0
@@ -136,6 +139,10 @@ class WarmPool:
         self._durations.append(ms)
         del self._durations[:-1000]
 
+    def record_how(self, how: str) -> None:
+        if how:
+            self.how[how] += 1
+
     def record_fallback(self, reason: str) -> None:
         self.fallbacks[reason] += 1
 
@@ -182,7 +189,7 @@ class WarmPool:
             reused=self.reused, started=self.started, fallbacks=dict(self.fallbacks), retired=dict(self.retired),
             crashes=self.crashes, shadow_checks=self.shadow_checks, shadow_mismatches=self.shadow_mismatches,
             shadow_errors=self.shadow_errors, disabled_apps=len(self.disabled), rebuild_ms_buckets=cumulative,
-            rebuild_ms_sum=self._duration_sum, rebuild_ms_count=self._duration_count,
+            rebuild_ms_sum=self._duration_sum, rebuild_ms_count=self._duration_count, builds_by_how=dict(self.how),
         )
 
     # ------------------------------------------------------------ helpers

@@ -33,8 +33,11 @@ def parse(line: str) -> Event | None:
     return Event(data["ev"], ident if isinstance(ident, int) else -1, data)
 
 
-def build_request(ident: int) -> bytes:
-    return (json.dumps({"op": "build", "id": ident}) + "\n").encode()
+def build_request(ident: int, changed: list[str] | None = None, removed: list[str] | None = None) -> bytes:
+    """``changed`` and ``removed``: the app's paths the daemon wrote and deleted since
+    the builder's last build; the driver rebuilds its session only when it can see
+    that they are all it has to take in."""
+    return (json.dumps({"op": "build", "id": ident, "changed": changed or [], "removed": removed or []}) + "\n").encode()
 
 
 EXIT_REQUEST = b'{"op":"exit"}\n'

@@ -139,3 +139,71 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         assert "sneaky.txt" in {o.path for o in step5.outputs}  # the cold build ingests its whole outDir
         assert any("building cold" in e.log.line for e in step5.events if e.HasField("log"))
     assert not log_records(warm_daemon, "warm shadow check: MISMATCH")
+
+
+SESSION_REBUILD = "a rebuild of its watch session"
+NEW_SESSION = "a new watch session"
+
+
+def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(warm_daemon: DaemonProcess, tmp_path: Path) -> None:
+    """Edits that touch only files the last build read are rebuilt by the builder's
+    watch session (Vite and Rolldown kept, the app's plugins made fresh); every
+    result is rebuilt cold by the shadow check and must be identical, including
+    Tailwind forgetting a class that was removed. A .env change or a new module
+    starts a new session, and says so."""
+    app = fixture_with_sourcemaps(tmp_path / "app")
+    (app / ".env").write_text("VITE_GREETING=hello from env one\n")
+    src = app / "src"
+    card = src / "components" / "dashboard" / "StatCard.tsx"
+    edit(src / "App.tsx", "\n", "\nconsole.log(import.meta.env.VITE_GREETING);\n")
+    base = len(log_records(warm_daemon, "warm shadow check"))
+    with Client(warm_daemon.address) as client:
+        def build(how: str) -> dict[str, bytes]:
+            result = client.build(files=app_files(app), app="session", tenant=TENANT)
+            warm = decision(result, "warm")
+            assert warm is not None and warm.result == "hit" and how in warm.detail, result.decisions
+            checks = wait_shadows(warm_daemon, base + build.count + 1)  # type: ignore[attr-defined]
+            build.count += 1  # type: ignore[attr-defined]
+            assert all(c["msg"] == "warm shadow check: identical" for c in checks), checks
+            return outputs(client, result)
+        build.count = 0  # type: ignore[attr-defined]
+
+        first = client.build(files=app_files(app), app="session", tenant=TENANT)
+        assert decision(first, "warm").reason == "started"  # type: ignore[union-attr]
+        wait_shadows(warm_daemon, base + 1)
+        build.count = 1  # type: ignore[attr-defined]
+
+        def css(built: dict[str, bytes]) -> bytes:
+            return next(v for k, v in built.items() if k.endswith(".css"))
+
+        def js(built: dict[str, bytes]) -> bytes:
+            return b"".join(v for k, v in built.items() if k.endswith(".js"))
+
+        # a component's text and a Tailwind class added
+        edit(card, 'className="', 'className="bg-[#654321] ')
+        edit(card, "\n", "\nexport const sessionMarker = () => 'session edit one';\n")
+        built = build(SESSION_REBUILD)
+        assert b"#654321" in css(built)
+
+        # the class removed again (fresh Tailwind instances forget it), CSS and index.html changed
+        edit(card, 'className="bg-[#654321] ', 'className="')
+        (src / "index.css").write_text((src / "index.css").read_text() + "\n.cached-session-test { color: rgb(4, 5, 6); }\n")
+        edit(app / "index.html", "<title>Orbit Dashboard</title>", "<title>Orbit Dashboard (session)</title>")
+        built = build(SESSION_REBUILD)
+        assert b"#654321" not in css(built) and b"cached-session-test" in css(built)
+        assert b"(session)" in built["index.html"]
+
+        # .env is read when a session resolves its config: a new session
+        (app / ".env").write_text("VITE_GREETING=hello from env two\n")
+        built = build(NEW_SESSION)
+        assert b"hello from env two" in js(built) and b"hello from env one" not in js(built)
+
+        # a new module: not in the last build's graph, so a new session; then edits rebuild again
+        (src / "lib" / "session-extra.ts").write_text("export const sessionExtra = () => 'session extra';\n")
+        edit(src / "App.tsx", "\n", "\nimport { sessionExtra } from \"@/lib/session-extra\";\nconsole.log(sessionExtra());\n")
+        built = build(NEW_SESSION)
+        assert b"session extra" in js(built)
+        (src / "lib" / "session-extra.ts").write_text("export const sessionExtra = () => 'session extra, edited';\n")
+        built = build(SESSION_REBUILD)
+        assert b"session extra, edited" in js(built)
+    assert not log_records(warm_daemon, "warm shadow check: MISMATCH")

@@ -81,7 +81,9 @@ def test_protocol_lines() -> None:
     assert protocol.parse("vite v8 building...") is None
     assert protocol.parse('{"id":1}') is None
     assert protocol.parse('{"ev":"start","id":"x"}').id == -1  # type: ignore[union-attr]
-    assert json.loads(protocol.build_request(7)) == {"op": "build", "id": 7}
+    assert json.loads(protocol.build_request(7)) == {"op": "build", "id": 7, "changed": [], "removed": []}
+    assert json.loads(protocol.build_request(8, ["src/a.ts"], ["dist"])) == {
+        "op": "build", "id": 8, "changed": ["src/a.ts"], "removed": ["dist"]}
 
 
 def outcome(ws: Path, files: list[str], public: bool = True) -> Outcome:
