@@ -12,11 +12,13 @@ so a full hit stays at one read.
 
 A request whose files all travel inline is a pure function of its bytes:
 validating it again (84 files of the example app: every path checked, every
-file hashed, about 1 ms of the event loop) gives the same spec. Such specs are
-kept by a BLAKE3 hash of the request's deterministic serialization (one hash
-of ~300 KB instead of a hash per file), bounded in bytes, least recently used
-first out; an identical request gets the spec validated before. The tenant is
-part of the bytes, so one tenant's spec is never another's. A request that
+file hashed, about 1 ms of the event loop) gives the same spec. So each app's
+last all-inline request is kept with its spec, bounded in bytes, least
+recently used first out, and a request equal to it field by field (protobuf
+equality: every byte of every file, compared in C in a few microseconds; no
+hash, so no collision to fear, and no re-serialization of the ~300 KB, which
+costs half a millisecond) gets the spec validated before. The tenant is part
+of what is compared, so one tenant's spec is never another's. A request that
 sends files by digest or asks for a deploy always goes through validation.
 
 This module must never read a blob on the event loop, never put a key file's
@@ -31,8 +33,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-import blake3
-
 from cached.digest import Digest
 from cached.pipeline.hit import ByDigest
 from cached.request.spec import BuildSpec, Limits, is_key_file, parse_request
@@ -41,7 +41,7 @@ from cached.v1 import cached_pb2
 
 MAX_KEPT_BYTES = 64 << 20
 MAX_KEPT_FILE = 8 << 20
-MAX_SPEC_BYTES = 64 << 20  # validated specs of all-inline requests, counted by the bytes of their files
+MAX_SPEC_BYTES = 128 << 20  # kept requests and their specs, counted as twice the bytes of their files
 
 
 class KeyFileMemory:
@@ -79,41 +79,42 @@ class KeyFileMemory:
 
 
 class SpecMemory:
-    """Request hash -> the spec its validation gave, for requests whose files are all inline; bounded in bytes.
+    """(tenant, app) -> the app's last all-inline request and its spec; bounded in bytes.
 
-    The hash is BLAKE3 whatever the store's digest function: a collision
-    would hand one request another's spec, so it must be collision-resistant.
+    What is found is used only when the new request equals the kept one, so
+    the key needs no care beyond spreading apps apart.
     """
 
     def __init__(self, max_bytes: int = MAX_SPEC_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._kept: OrderedDict[bytes, tuple[BuildSpec, int]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str], tuple[cached_pb2.BuildRequest, BuildSpec, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def key(request: cached_pb2.BuildRequest) -> bytes:
-        return blake3.blake3(request.SerializeToString(deterministic=True)).digest()
-
-    def get(self, key: bytes) -> BuildSpec | None:
+    def get(self, request: cached_pb2.BuildRequest) -> BuildSpec | None:
+        """The spec of a kept request equal to this one, or None."""
+        key = (request.tenant, request.app)
         with self._lock:
             found = self._kept.get(key)
-            if found is None:
-                return None
-            self._kept.move_to_end(key)
-            return found[0]
+            if found is not None:
+                self._kept.move_to_end(key)
+        if found is None or found[0] != request:
+            return None
+        return found[1]
 
-    def keep(self, key: bytes, spec: BuildSpec) -> None:
-        size = sum(f.digest.size for f in spec.files)
+    def keep(self, request: cached_pb2.BuildRequest, spec: BuildSpec) -> None:
+        size = 2 * sum(f.digest.size for f in spec.files)  # the request's bytes and the spec's copies of them
         if size > self.max_bytes:
             return
+        key = (request.tenant, request.app)
         with self._lock:
-            if key in self._kept:
-                return
-            self._kept[key] = (spec, size)
+            replaced = self._kept.pop(key, None)
+            if replaced is not None:
+                self.bytes -= replaced[2]
+            self._kept[key] = (request, spec, size)
             self.bytes += size
             while self.bytes > self.max_bytes and self._kept:
-                _, (_, dropped) = self._kept.popitem(last=False)
+                _, (_, _, dropped) = self._kept.popitem(last=False)
                 self.bytes -= dropped
 
 
@@ -126,8 +127,7 @@ class Intake:
 
     async def parse(self, request: cached_pb2.BuildRequest) -> tuple[BuildSpec, ByDigest]:
         """The spec, and the files sent by digest whose ownership the build's lookup must still check."""
-        key = SpecMemory.key(request)
-        kept = self.specs.get(key)
+        kept = self.specs.get(request)
         if kept is not None:  # only all-inline requests are kept: nothing is left for the lookup to check
             return kept, ()
         by_digest = _by_digest(request)
@@ -136,7 +136,7 @@ class Intake:
         if not by_digest:
             spec = self._parse(request, _never, _never)
             if spec.deploy is None:  # a deploy's options stay its own request's
-                self.specs.keep(key, spec)
+                self.specs.keep(request, spec)
             return spec, ()
         tenant = request.tenant
         keys = [d for path, d in by_digest if is_key_file(path)]

@@ -24,8 +24,8 @@ from cached_client import digest_of
 PACKAGE = json.dumps({"name": "a", "version": "1.0.0", "scripts": {"build": "node b.js"}}).encode()
 
 
-def request(tenant: str = "t1", extra: bytes = b"one", **fields: object) -> cached_pb2.BuildRequest:
-    message = cached_pb2.BuildRequest(tenant=tenant, app="a", env={"B": "2", "A": "1"}, **fields)  # type: ignore[arg-type]
+def request(tenant: str = "t1", extra: bytes = b"one", app: str = "a", **fields: object) -> cached_pb2.BuildRequest:
+    message = cached_pb2.BuildRequest(tenant=tenant, app=app, env={"B": "2", "A": "1"}, **fields)  # type: ignore[arg-type]
     message.files.append(cached_pb2.File(path="package.json", content=PACKAGE))
     message.files.append(cached_pb2.File(path="src/a.txt", content=extra))
     return message
@@ -64,6 +64,29 @@ def test_an_identical_request_gets_the_kept_spec_without_validation(store: Store
     assert calls == ["t1", "t2", "t1"]
 
 
+def test_only_an_equal_request_gets_the_kept_spec(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = counted(monkeypatch)
+    intake = Intake(store, Limits())
+    base = request(extra=b"x" * 100_000 + b"a")
+    asyncio.run(intake.parse(base))
+    last_byte = request(extra=b"x" * 100_000 + b"b")
+    executable = request(extra=b"x" * 100_000 + b"a")
+    executable.files[1].executable = True
+    env = request(extra=b"x" * 100_000 + b"a")
+    env.env["A"] = "other"
+    mode = request(extra=b"x" * 100_000 + b"a", mode="staging")
+    for variant in (last_byte, executable, env, mode):
+        spec, _ = asyncio.run(intake.parse(variant))
+        again, _ = asyncio.run(intake.parse(base))  # each variant replaced it: validated again
+        assert spec != again
+    assert len(calls) == 9
+    # equal, though the map was filled in another order and the message parsed from other bytes
+    reordered = cached_pb2.BuildRequest(tenant="t1", app="a", env={"A": "1", "B": "2"})
+    reordered.files.extend(base.files)
+    assert asyncio.run(intake.parse(reordered))[0] is asyncio.run(intake.parse(base))[0]
+    assert len(calls) == 9
+
+
 def test_requests_with_files_by_digest_or_a_deploy_and_refused_ones_are_validated_each_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = counted(monkeypatch)
     intake = Intake(store, Limits())
@@ -82,11 +105,11 @@ def test_requests_with_files_by_digest_or_a_deploy_and_refused_ones_are_validate
 
 
 def test_kept_specs_are_bounded_in_bytes_least_recently_used_first_out(store: Store) -> None:
-    specs = SpecMemory(max_bytes=len(PACKAGE) + 5)  # room for one spec of two files
+    specs = SpecMemory(max_bytes=2 * (len(PACKAGE) + 1) + 5)  # room for one request of two files and its spec
     intake = Intake(store, Limits(), specs=specs)
-    one, two = request(extra=b"1"), request(extra=b"2")
+    one, two = request(app="one"), request(app="two")
     asyncio.run(intake.parse(one))
     asyncio.run(intake.parse(two))
-    assert specs.get(SpecMemory.key(one)) is None  # the older went when the newer came
-    assert specs.get(SpecMemory.key(two)) is not None
+    assert specs.get(one) is None  # the older went when the newer came
+    assert specs.get(two) is not None
     assert specs.bytes <= specs.max_bytes
