@@ -278,6 +278,11 @@ class Session {
       name: "cached:warm-session",
       configResolved(resolved) {
         self.resolved = resolved;
+        // `vite build` builds the environments itself when the config has a
+        // builder (a plugin may add one), and an SSR build its own way: a watch
+        // session is one client build, so such an app is built fresh.
+        if (resolved.builder) throw new NotForSessions("the app's config has a builder (several environments)");
+        if (resolved.build?.ssr) throw new NotForSessions("the app builds for SSR");
       },
       async buildStart() {
         await self.enter();
@@ -441,11 +446,24 @@ class Session {
 }
 
 let session = null;
+let sessionsOff = "";             // why this app is built fresh from now on
+
+class NotForSessions extends Error {
+  notForSessions = true;
+}
 
 async function startSession(id, started, why) {
   if (session) await session.close();
   session = new Session();
-  await session.start({ id, wanted: [], until: Infinity });
+  try {
+    await session.start({ id, wanted: [], until: Infinity });
+  } catch (e) {
+    if (!(e?.notForSessions || e?.cause?.notForSessions)) throw e;
+    await session.close();
+    session = null;
+    sessionsOff = e.message;
+    return freshBuild(id, started, sessionsOff);
+  }
   const bundle = await waitFor(id);
   if (!bundle) throw new Error("the new watch session did not build");
   answer(id, bundle.sink, started, "session-start", why);
@@ -463,6 +481,7 @@ async function waitFor(id) {
 }
 
 async function sessionBuild(id, changed, removed, started) {
+  if (sessionsOff) return freshBuild(id, started, sessionsOff);
   if (!session) return startSession(id, started, "no session yet");
   const why = session.refuse(changed, removed);
   if (why) return startSession(id, started, why);
