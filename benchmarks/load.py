@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "smoke": args.smoke, "machine": machine(),
         "runs": runs, "hits_per_process": hits, "sweep": list(sweep), "request_bytes": specs["daemon"]["request_bytes"],
-        "files": len(files), "baseline_src": args.baseline_src, "rows": rows,
+        "files": len(files), "commit": commit(Path(__file__).resolve().parents[1]),
+        "baseline_commit": commit(Path(args.baseline_src)) if args.baseline_src else "", "rows": rows,
     }
     try:
         save_results("load", data, markdown(data), out=(args.out or str(work / "results")) if args.smoke else (args.out or None))
@@ -267,6 +268,14 @@ def remove(work: Path) -> None:
 
     os.system(f"chmod -R u+w '{work}' 2>/dev/null")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def commit(src: Path) -> str:
+    """The checkout's commit (with ``+changes`` when its tree differs from it), so a result says which code it measured."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(src), *argv], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "cached", "client") else "")
 
 
 def start_daemon_from(start: Any, root: Path, npm_cache: Path, src: str) -> Any:
@@ -304,7 +313,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"Measured {data['when']} on {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}. "
         f"Full hits of examples/dashboard ({data['files']} files, {data['request_bytes'] / 1e3:.0f} KB request), "
         f"each client its own process sending pre-serialized bytes; {data['runs']} rounds of N = {', '.join(map(str, data['sweep']))}, "
-        f"{data['hits_per_process']} requests per process per round.",
+        f"{data['hits_per_process']} requests per process per round. daemon: {data['commit']}"
+        + (f"; baseline: {data['baseline_commit']}, interleaved." if data["baseline_commit"] else "."),
         "",
         "| daemon | client processes | requests | p50 ms | p99 ms | max ms | hits/s (median of rounds) | daemon CPU ms/hit | clients' CPU ms/hit |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
