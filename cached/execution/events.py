@@ -3,6 +3,14 @@
 Log lines are the only events that can come faster than a client reads, so
 they alone are dropped when the stream is backed up (with a note saying how
 many); every other event is always delivered, in order.
+
+Until the action cache's decision (or for HOLD_S at most) events are held
+back. On a hit, the phases held (validate, lookup: well under a millisecond)
+are dropped and the answer is three messages: the decision, the metrics (whose
+``phase_ms`` has those phases) and the result. gRPC sends every message of a
+stream separately through its poller thread, and under concurrent hits these
+sends are most of what a hit costs the daemon. On a miss, or once HOLD_S has
+passed, the held events are sent as they came, before anything else.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from cached.v1 import cached_pb2
 
 Event = cached_pb2.BuildEvent
 MAX_QUEUED_LOGS = 2000
+HOLD_S = 0.05  # longer than a hit takes; a client sees a slow lookup's phases after this
 
 
 class EventStream:
@@ -28,10 +37,33 @@ class EventStream:
         self.metrics: cached_pb2.Metrics | None = None  # the build's Metrics, once the pipeline emitted them
         self._phase_started: dict[str, float] = {}
         self._closed = False
+        self._held: list[Event] | None = []
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     def emit(self, event: Event) -> None:
         if self._closed:
             return
+        if self._held is not None:
+            self._held.append(event)
+            if self._hold_timer is None:
+                try:
+                    self._hold_timer = asyncio.get_running_loop().call_later(HOLD_S, self.release)
+                except RuntimeError:  # no loop (a stream used outside the daemon): nothing to wait for
+                    self.release()
+            return
+        self._send(event)
+
+    def release(self, drop_phases: bool = False) -> None:
+        """Sends what was held (without its phases when ``drop_phases``) and holds nothing more."""
+        held, self._held = self._held, None
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        for event in held or ():
+            if not (drop_phases and event.HasField("phase")):
+                self._send(event)
+
+    def _send(self, event: Event) -> None:
         if event.HasField("log"):
             if self._queued_logs >= MAX_QUEUED_LOGS:
                 self._dropped += 1
@@ -64,11 +96,14 @@ class EventStream:
     def decision(self, layer: str, result: int, reason: str = "", detail: str = "", tier: str = "local") -> cached_pb2.CacheDecision:
         d = cached_pb2.CacheDecision(layer=layer, result=result, tier=tier, reason=reason, detail=detail)
         self.decisions.append(d)
+        if self._held is not None and layer == "action":
+            self.release(drop_phases=result == cached_pb2.CacheDecision.HIT)
         self.emit(Event(decision=d))
         return d
 
     def close(self) -> None:
         if not self._closed:
+            self.release()
             self._closed = True
             self._queue.put_nowait(None)
 

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -124,6 +125,7 @@ class BuildPipeline:
         self._flights: SingleFlight[_Built, Callable[[EventStream], None]] = SingleFlight()
         self._app_locks = _AppLocks()
         self._deps_memo: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._keys_memo: dict[int, tuple[weakref.ref[BuildSpec], str, Digest, str]] = {}
         self._env_salt = hashlib.sha256(b"cached-env:" + str(settings.root).encode()).digest()
         npm_cache = Path(settings.npm.cache_dir)
         packages = None
@@ -160,10 +162,21 @@ class BuildPipeline:
     # ------------------------------------------------------------------ keys
 
     def compute_keys(self, spec: BuildSpec) -> Keys:
-        sources = tree_digest(self.hasher, sources_tree(spec))
-        dkey = self._deps_key(spec)
-        action = ActionInputs(sources, dkey, spec.script, spec.mode, spec.env, self._toolchain_id, self._sandbox_id)
-        key = action.key(self.hasher)
+        # The intake hands an app's repeated request the same spec object: its
+        # keys (a quarter of a millisecond of hashing) are kept for it while it
+        # lives, found by identity (a weak reference: the memo keeps no spec,
+        # and an id reused by another object is never taken for it).
+        kept = self._keys_memo.get(id(spec))
+        if kept is not None and kept[0]() is spec:
+            _, key, sources, dkey = kept
+        else:
+            sources = tree_digest(self.hasher, sources_tree(spec))
+            dkey = self._deps_key(spec)
+            action = ActionInputs(sources, dkey, spec.script, spec.mode, spec.env, self._toolchain_id, self._sandbox_id)
+            key = action.key(self.hasher)
+            ident = id(spec)
+            memo = self._keys_memo
+            memo[ident] = (weakref.ref(spec, lambda _ref: memo.pop(ident, None)), key, sources, dkey)
 
         def app_record() -> records_pb2.AppRecord:  # a miss, or a hit on another action than the app's last
             return records_pb2.AppRecord(
