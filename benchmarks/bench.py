@@ -152,14 +152,14 @@ def summarize_warm_rebuild(data: dict[str, Any]) -> dict[str, Any]:
     medians = _medians(series)
     ratios, figures = [], {}
     for scenario, r in (data.get("ratios") or {}).items():
-        for kind, situation in (("warm", "one file edited, warm builder (watch session)"),
-                                ("fresh", "one file edited, warm builder (a fresh Vite build)"),
+        for kind, situation in (("warm", "one file edited, warm builder"),
+                                ("session", "one file edited, warm builder (watch session)"),
                                 ("cold", "one file edited, cold path (force)")):
             row = _ratio(f"{situation} ({scenario})", f"{kind}/{scenario}", f"bare/{scenario}", medians)
             if row:
                 ratios.append(row)
         figures[f"{scenario}: warm / bare (target <= 0.45)"] = r.get("warm_over_bare")
-        figures[f"{scenario}: fresh warm builds / bare"] = r.get("fresh_over_bare")
+        figures[f"{scenario}: watch session / bare"] = r.get("session_over_bare")
         figures[f"{scenario}: cold path - bare, ms"] = r.get("cold_minus_bare_ms")
     for b in data.get("builders") or []:
         figures[f"warm builder pid {b.get('pid')}: node / sandbox tree RSS, MiB"] = f"{b.get('node_rss_mib')} / {b.get('tree_rss_mib')}"

@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="one run (the Cloudflare cases still run once)")
     parser.add_argument("--serve", choices=("follow", "restart"), default="follow")
+    parser.add_argument("--warm-rebuild", choices=("fresh", "session"), default="fresh",
+                        help="the daemon's --warm-rebuild (how its warm builder rebuilds an edit)")
     parser.add_argument("--work", default="", help="working directory (default: a temp dir, removed afterwards)")
     parser.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
             "--deploy-dir", str(deploy_dir),
             "--cloudflare-api-base", cf.base_url, "--cloudflare-account-id", cf.account_id, "--cloudflare-token-file", str(token_file),
             "--cloudflare-retry-base", "0.05", "--cloudflare-retry-attempts", "3",
+            # no background cold rebuild (a shadow check) competing with the next edit for the 2 cores
+            "--warm-shadow-share", "0", "--warm-rebuild", args.warm_rebuild,
         ])
         app = fresh_app(work / "app")
         series = {k: Series(k) for k in ("edit_to_served", "build", "deploy_phase", "deploy_client", "serve", "reload_reported")}

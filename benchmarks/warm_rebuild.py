@@ -6,10 +6,9 @@ Scenarios (each an edit that changes one source file, a different one each run):
 
 For each run and scenario, interleaved in one process (the order rotates):
 - warm: the daemon builds app "bench-warm"; its warm builder is reused (checked)
-  and rebuilds its watch session (checked: the decision says so);
-- fresh: a second daemon with `--warm-rebuild fresh` builds the same edit with a
-  reused warm builder that runs a new Vite build each time (the way before
-  watch sessions);
+  and runs a fresh Vite build (the default, checked: the decision says so);
+- session: a second daemon with `--warm-rebuild session` builds the same edit
+  with a reused warm builder that rebuilds its watch session (checked);
 - cold: the daemon builds app "bench-cold" with force (the action cache and the
   warm layer skipped; dependencies known, node_modules an overlay);
 - bare: `node node_modules/vite/bin/vite.js build` in a copy installed by hand.
@@ -101,17 +100,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     work.mkdir(parents=True, exist_ok=True)
     npm_cache = work / "npm-cache"
     npm_cache.mkdir(exist_ok=True)
-    daemon = fresh_daemon = None
+    daemon = session_daemon = None
     try:
         print(f"work dir {work}; installing the bare copy by hand...", flush=True)
         bare = fresh_app(work / "bare")
         run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], bare, npm_env(npm_cache))
         subprocess.run(["chown", "-R", "65534:65534", str(npm_cache)], check=False)  # the daemon's npm runs as 65534
         daemon = start_daemon(work / "root", npm_cache, ["--warm-shadow-share", "0"])
-        fresh_daemon = start_daemon(work / "root-fresh", npm_cache, ["--warm-shadow-share", "0", "--warm-rebuild", "fresh"])
-        warm_app, cold_app, fresh_copy = fresh_app(work / "warm-app"), fresh_app(work / "cold-app"), fresh_app(work / "fresh-app")
-        series = {f"{k}/{s}": Series(f"{k}/{s}") for s in SCENARIOS for k in ("warm", "fresh", "cold", "bare")}
-        with Client(daemon.address) as client, Client(fresh_daemon.address) as fresh_client:
+        session_daemon = start_daemon(work / "root-session", npm_cache, ["--warm-shadow-share", "0", "--warm-rebuild", "session"])
+        warm_app, cold_app, session_copy = fresh_app(work / "warm-app"), fresh_app(work / "cold-app"), fresh_app(work / "session-app")
+        series = {f"{k}/{s}": Series(f"{k}/{s}") for s in SCENARIOS for k in ("warm", "session", "cold", "bare")}
+        with Client(daemon.address) as client, Client(session_daemon.address) as session_client:
             print("first builds (npm ci in the daemon, the warm builder starts)...", flush=True)
             client.build(files=app_files(warm_app), app="bench-warm", tenant="bench")
             edit(warm_app, "component", 0)  # new sources: a miss, which starts the builder (the first build may have hit)
@@ -119,9 +118,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             if started is None or started.reason not in ("started", "reused"):
                 raise SystemExit(f"the warm builder did not start: {started}")
             client.build(files=app_files(cold_app), app="bench-cold", tenant="bench", force=True)
-            fresh_client.build(files=app_files(fresh_copy), app="bench-fresh", tenant="bench")
-            edit(fresh_copy, "component", 0)
-            fresh_client.build(files=app_files(fresh_copy), app="bench-fresh", tenant="bench")
+            session_client.build(files=app_files(session_copy), app="bench-session", tenant="bench")
+            edit(session_copy, "component", 0)
+            session_client.build(files=app_files(session_copy), app="bench-session", tenant="bench")
             run(["node", "node_modules/vite/bin/vite.js", "build"], bare)
 
             def reused(c: Client, app: Path, name: str, n: int, scenario: str, how: str) -> float:
@@ -139,10 +138,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 return ms
 
             def warm(n: int, scenario: str) -> float:
-                return reused(client, warm_app, "bench-warm", n, scenario, "a rebuild of its watch session")
+                return reused(client, warm_app, "bench-warm", n, scenario, "a fresh Vite build")
 
-            def fresh(n: int, scenario: str) -> float:
-                return reused(fresh_client, fresh_copy, "bench-fresh", n, scenario, "a fresh Vite build")
+            def session(n: int, scenario: str) -> float:
+                return reused(session_client, session_copy, "bench-session", n, scenario, "a rebuild of its watch session")
 
             def cold(n: int, scenario: str) -> float:
                 edit(cold_app, scenario, n)
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 edit(bare, scenario, n)
                 return timed(lambda: run(["node", "node_modules/vite/bin/vite.js", "build"], bare))
 
-            kinds = [("warm", warm), ("fresh", fresh), ("cold", cold), ("bare", bare_build)]
+            kinds = [("warm", warm), ("session", session), ("cold", cold), ("bare", bare_build)]
             for n in range(1, args.runs + 1):
                 for scenario in SCENARIOS:
                     order = kinds[n % len(kinds):] + kinds[:n % len(kinds)]
@@ -168,11 +167,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             print(f"  {m['name']:<17} min {m['min_ms']:>8.1f}  median {m['median_ms']:>8.1f}  max {m['max_ms']:>8.1f}")
         ratios = {}
         for scenario in SCENARIOS:
-            w, f, c, b = (statistics.median(series[f"{k}/{scenario}"].samples) for k in ("warm", "fresh", "cold", "bare"))
-            ratios[scenario] = {"warm_over_bare": round(w / b, 3), "fresh_over_bare": round(f / b, 3),
-                                "warm_over_fresh": round(w / f, 3), "cold_minus_bare_ms": round(c - b, 1)}
-            print(f"  {scenario}: warm/bare = {w / b:.2f} (target <= 0.45), fresh warm builds/bare = {f / b:.2f}, "
-                  f"warm/fresh = {w / f:.2f}; cold path - bare = {c - b:+.0f} ms (median)")
+            w, f, c, b = (statistics.median(series[f"{k}/{scenario}"].samples) for k in ("warm", "session", "cold", "bare"))
+            ratios[scenario] = {"warm_over_bare": round(w / b, 3), "session_over_bare": round(f / b, 3),
+                                "session_over_warm": round(f / w, 3), "cold_minus_bare_ms": round(c - b, 1)}
+            print(f"  {scenario}: warm/bare = {w / b:.2f} (target <= 0.45), watch session/bare = {f / b:.2f}, "
+                  f"session/warm = {f / w:.2f}; cold path - bare = {c - b:+.0f} ms (median)")
         for m in memory:
             print(f"  warm builder pid {m['pid']}: node {m['node_rss_mib']} MiB, sandbox tree {m['tree_rss_mib']} MiB")
         report["ratios"] = ratios
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         return report
     finally:
-        for d in (daemon, fresh_daemon):
+        for d in (daemon, session_daemon):
             if d is not None:
                 d.stop()
         if not args.work:

@@ -200,11 +200,11 @@ def test_summaries_of_the_scripts_data_shapes() -> None:
     p = bench.summarize_packages(packages)
     assert p["ratios"][0]["situation"] == "one package added" and p["ratios"][0]["ratio"] == 0.145
     warm = {"series": [{"name": f"{k}/component", "runs": 3, "min_ms": 1, "median_ms": m, "p99_ms": 1, "max_ms": 1}
-                       for k, m in (("warm", 1000.0), ("fresh", 1500.0), ("cold", 2700.0), ("bare", 2500.0))],
-            "ratios": {"component": {"warm_over_bare": 0.4, "fresh_over_bare": 0.6, "cold_minus_bare_ms": 200.0}}, "builders": []}
+                       for k, m in (("warm", 1000.0), ("session", 1500.0), ("cold", 2700.0), ("bare", 2500.0))],
+            "ratios": {"component": {"warm_over_bare": 0.4, "session_over_bare": 0.6, "cold_minus_bare_ms": 200.0}}, "builders": []}
     w = bench.summarize_warm_rebuild(warm)
     assert [r["ratio"] for r in w["ratios"]] == [0.4, 0.6, 1.08] and w["figures"]["component: warm / bare (target <= 0.45)"] == 0.4
-    assert w["figures"]["component: fresh warm builds / bare"] == 0.6
+    assert w["figures"]["component: watch session / bare"] == 0.6
     load = {"rows": [{"daemon": d, "processes": n, "requests": 200, "min_ms": 1.0, "p50_ms": m, "p99_ms": 9.0, "max_ms": 9.0,
                       "hits_per_s_median": 300.0, "daemon_cpu_ms_per_hit": 1.2} for d, n, m in (("daemon", 8, 4.0), ("baseline", 8, 8.0), ("daemon", 1, 3.0))]}
     lo = bench.summarize_load(load)

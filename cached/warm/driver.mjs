@@ -2,8 +2,8 @@
 // again and again, on request, with Vite imported from the app's own node_modules.
 //
 // Started by the daemon inside the build sandbox as `node driver.mjs MODE REBUILD`
-// with the app's workspace as its working directory (REBUILD: "session", the
-// default, or "fresh"). Line protocol (one JSON object a line; the daemon writes
+// with the app's workspace as its working directory (REBUILD: "fresh", the
+// default, or "session"). Line protocol (one JSON object a line; the daemon writes
 // requests on stdin, this process answers on fd 1):
 //
 //   <- {"op":"build","id":N,"changed":[REL...],"removed":[REL...]}
@@ -23,7 +23,7 @@
 //   (config file loaded again, fresh plugin instances, outDir emptied, public/
 //   copied by Vite itself). It skips only Node's start-up and the imports.
 //
-// - session (the default): one `vite build --watch` session lives across builds,
+// - session (`cached serve --warm-rebuild session`): one `vite build --watch` session lives across builds,
 //   so Vite's own plugins and Rolldown's bundler (its resolver and file caches,
 //   the parsed config) are kept, and a rebuild is a full scan of the module graph
 //   (Rolldown's incremental mode is off: every module is loaded and transformed
@@ -58,7 +58,7 @@ process.stdout.write = process.stderr.write.bind(process.stderr);
 
 const cwd = process.cwd();
 const mode = process.argv[2] || undefined;
-const askedMode = process.argv[3] || "session";
+const askedMode = process.argv[3] || "fresh";
 const pristineEnv = { ...process.env };
 const CHANGE_WAIT_MS = 2000;   // a changed file the watcher has not reported by then: new session
 const POLL_MS = 15;

@@ -39,7 +39,7 @@ class WarmSettings:
     idle_seconds: float = 900.0       # a builder unused this long is stopped
     shadow_share: float = 0.1         # share of warm results rebuilt cold in the background and compared
     start_timeout_s: float = 120.0    # from spawn to the driver's "ready"
-    rebuild: str = "session"          # "session": a watch session rebuilt per edit; "fresh": a new Vite build each time (driver.mjs)
+    rebuild: str = "fresh"            # "fresh": a new Vite build each time; "session": a watch session rebuilt per edit (driver.mjs)
 
     @property
     def enabled(self) -> bool:

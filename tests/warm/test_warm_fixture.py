@@ -83,6 +83,7 @@ def test_sequences_of_edits_build_warm_and_equal_cold_builds(warm_daemon: Daemon
         edit(app / "index.html", "<title>Orbit Dashboard</title>", "<title>Orbit Dashboard (edited)</title>")
         step1 = build()
         assert decision(step1, "warm").result == "hit" and decision(step1, "warm").reason == "reused"  # type: ignore[union-attr]
+        assert "a fresh Vite build" in decision(step1, "warm").detail  # type: ignore[union-attr]  # the default
         built = outputs(client, step1)
         assert built["humans.txt"] == b"Team: Orbit\n" and b'data-edit="1"' in built["favicon.svg"]
         assert b"(edited)" in built["index.html"]
@@ -145,7 +146,7 @@ SESSION_REBUILD = "a rebuild of its watch session"
 NEW_SESSION = "a new watch session"
 
 
-def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(warm_daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(session_daemon: DaemonProcess, tmp_path: Path) -> None:
     """Edits that touch only files the last build read are rebuilt by the builder's
     watch session (Vite and Rolldown kept, the app's plugins made fresh); every
     result is rebuilt cold by the shadow check and must be identical, including
@@ -156,13 +157,13 @@ def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(wa
     src = app / "src"
     card = src / "components" / "dashboard" / "StatCard.tsx"
     edit(src / "App.tsx", "\n", "\nconsole.log(import.meta.env.VITE_GREETING);\n")
-    base = len(log_records(warm_daemon, "warm shadow check"))
-    with Client(warm_daemon.address) as client:
+    base = len(log_records(session_daemon, "warm shadow check"))
+    with Client(session_daemon.address) as client:
         def build(how: str) -> dict[str, bytes]:
             result = client.build(files=app_files(app), app="session", tenant=TENANT)
             warm = decision(result, "warm")
             assert warm is not None and warm.result == "hit" and how in warm.detail, result.decisions
-            checks = wait_shadows(warm_daemon, base + build.count + 1)  # type: ignore[attr-defined]
+            checks = wait_shadows(session_daemon, base + build.count + 1)  # type: ignore[attr-defined]
             build.count += 1  # type: ignore[attr-defined]
             assert all(c["msg"] == "warm shadow check: identical" for c in checks), checks
             return outputs(client, result)
@@ -170,7 +171,7 @@ def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(wa
 
         first = client.build(files=app_files(app), app="session", tenant=TENANT)
         assert decision(first, "warm").reason == "started"  # type: ignore[union-attr]
-        wait_shadows(warm_daemon, base + 1)
+        wait_shadows(session_daemon, base + 1)
         build.count = 1  # type: ignore[attr-defined]
 
         def css(built: dict[str, bytes]) -> bytes:
@@ -206,4 +207,4 @@ def test_edits_of_known_files_rebuild_the_watch_session_and_equal_cold_builds(wa
         (src / "lib" / "session-extra.ts").write_text("export const sessionExtra = () => 'session extra, edited';\n")
         built = build(SESSION_REBUILD)
         assert b"session extra, edited" in js(built)
-    assert not log_records(warm_daemon, "warm shadow check: MISMATCH")
+    assert not log_records(session_daemon, "warm shadow check: MISMATCH")
