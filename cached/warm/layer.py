@@ -8,12 +8,13 @@ reconciles the workspace, which removes ``node_modules`` (the builder's
 overlay mount point) and would pull the ground from under it.
 
 What makes a warm result the same as a cold one:
-- the driver rebuilds its Vite watch session only for edits of files the last
-  build read, with the app's own plugins made fresh for each rebuild, and
-  starts a new session (a fresh build) for anything else: a new or removed
-  file, ``.env*``, public/ (see driver.mjs); with ``--warm-rebuild fresh`` every
-  build is a fresh ``createBuilder().buildApp()``. Either way Vite empties
-  outDir and copies public/ itself;
+- each build in the driver is a fresh ``createBuilder().buildApp()`` (config
+  loaded again, new plugin instances); with ``--warm-rebuild session`` the
+  driver rebuilds a Vite watch session instead, only for edits of files the
+  last build read and with the app's own plugins made fresh for each rebuild,
+  and starts a new session (a fresh build) for anything else: a new or removed
+  file, ``.env*``, public/ (see driver.mjs). Either way Vite empties outDir and
+  copies public/ itself;
 - the workspace holds exactly the request's files (xxh3 reconcile) and the
   previous outDir is removed, as before a cold build;
 - the ingested files are exactly those the bundle reported plus the publicDir
