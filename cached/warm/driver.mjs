@@ -167,9 +167,10 @@ async function loadUserConfig() {
   return { config, plugins: await flatPlugins(config.plugins ?? []) };
 }
 
-// What Vite gives the config hooks as `this` (its minimal plugin context).
+// What Vite gives the config hooks as `this` (its minimal plugin context), for
+// the replays of a watch session (the only place they are called from here).
 const HOOK_CONTEXT = {
-  meta: { viteVersion: vite.version, rollupVersion: vite.rolldownVersion ?? "", watchMode: false },
+  meta: { viteVersion: vite.version, rollupVersion: vite.rolldownVersion ?? "", watchMode: true },
   error(e) {
     throw typeof e === "string" ? new Error(e) : e;
   },
